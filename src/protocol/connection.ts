@@ -1,0 +1,259 @@
+// The per-connection protocol state machine (RFC 6455 sections 5 to 7), sans I/O: bytes go in through
+// receive(), bytes to send come out through handler.write(), and what happened is reported through the
+// other handler callbacks. It assembles fragmented messages, validates UTF-8 as the bytes arrive,
+// answers pings and close frames, and turns every protocol violation into the right close code.
+import { CloseCode, encodeClosePayload, parseClosePayload } from './close.js';
+import { encodeFrame, FrameParser, isControl, Opcode, type FrameSink } from './frame.js';
+import { Utf8Validator } from './utf8.js';
+
+export type Role = 'client' | 'server';
+
+export interface ConnectionOptions {
+  role: Role;
+  /** Largest message (after reassembly) accepted; beyond it the connection closes with 1009. */
+  maxPayload?: number;
+  /** Most frames one message may be split into; beyond it the connection closes with 1009. */
+  maxFragments?: number;
+}
+
+export interface ConnectionHandler {
+  message(data: Buffer, isBinary: boolean): void;
+  ping(data: Buffer): void;
+  pong(data: Buffer): void;
+  /** The peer's close frame arrived; if we had not sent one, the echo has already been written. */
+  closeReceived(code: number, reason: string): void;
+  /** The peer broke the protocol: a close frame with `code` has been written and input is now ignored. */
+  failed(code: number, message: string): void;
+  write(bytes: Buffer): void;
+}
+
+export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
+export const DEFAULT_MAX_FRAGMENTS = 65536;
+
+// Past this many pieces a message is gathered into one growing buffer, so that a message sent as very
+// many tiny fragments costs its payload bytes, not a Buffer object per fragment.
+const MAX_PIECES = 16;
+
+/** Gathers the payload of one message from the pieces the parser hands on. */
+class MessageBuffer {
+  private pieces: Buffer[] = [];
+  private gathered: Buffer | null = null;
+  length = 0;
+
+  add(piece: Buffer): void {
+    if (piece.length === 0) return;
+    if (this.gathered) {
+      if (this.length + piece.length > this.gathered.length) {
+        const grown = Buffer.allocUnsafe(Math.max(this.gathered.length * 2, this.length + piece.length));
+        this.gathered.copy(grown, 0, 0, this.length);
+        this.gathered = grown;
+      }
+      piece.copy(this.gathered, this.length);
+    } else if (this.pieces.length === MAX_PIECES) {
+      this.gathered = Buffer.concat(this.pieces, Math.max(this.length * 2, this.length + piece.length));
+      this.pieces = [];
+      piece.copy(this.gathered, this.length);
+    } else {
+      this.pieces.push(piece);
+    }
+    this.length += piece.length;
+  }
+
+  take(): Buffer {
+    let data: Buffer;
+    if (this.gathered) data = this.gathered.subarray(0, this.length);
+    else if (this.pieces.length === 1) data = this.pieces[0]!;
+    else data = Buffer.concat(this.pieces, this.length);
+    this.pieces = [];
+    this.gathered = null;
+    this.length = 0;
+    return data;
+  }
+}
+
+export class Connection implements FrameSink {
+  readonly role: Role;
+  readonly maxPayload: number;
+  readonly maxFragments: number;
+  private readonly parser: FrameParser;
+  private closeSent = false;
+  private closeReceivedFlag = false;
+  private failedFlag = false;
+
+  // The message being received (opcode 0 when none), and the control frame being received.
+  private messageOpcode = 0;
+  private fragments = 0;
+  private finalFrame = false;
+  private message: MessageBuffer | null = null;
+  private utf8: Utf8Validator | null = null;
+  private frameOpcode = 0;
+  private control: Buffer[] | null = null;
+
+  constructor(private readonly handler: ConnectionHandler, options: ConnectionOptions) {
+    this.role = options.role;
+    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    this.parser = new FrameParser(this, { expectMasked: options.role === 'server' });
+  }
+
+  /** Data may still be sent: we have not sent a close frame. */
+  get writable(): boolean {
+    return !this.closeSent;
+  }
+
+  /** Both close frames have been exchanged, or the connection failed. */
+  get closed(): boolean {
+    return this.failedFlag || (this.closeSent && this.closeReceivedFlag);
+  }
+
+  get closeFrameSent(): boolean {
+    return this.closeSent;
+  }
+
+  get closeFrameReceived(): boolean {
+    return this.closeReceivedFlag;
+  }
+
+  /** No partly received frame or message is held: the connection costs no buffers while idle. */
+  get idle(): boolean {
+    return this.parser.idle && this.messageOpcode === 0;
+  }
+
+  receive(chunk: Buffer): void {
+    if (this.failedFlag || this.closeReceivedFlag) return;
+    this.parser.push(chunk);
+  }
+
+  /** Encodes a data message (one frame) and writes it; returns false once a close frame has been sent. */
+  send(data: Buffer | string, isBinary: boolean): boolean {
+    if (this.closeSent) return false;
+    this.handler.write(this.encode(isBinary ? Opcode.BINARY : Opcode.TEXT, data));
+    return true;
+  }
+
+  /** The bytes of a data frame as this side would send it, e.g. to write one encoding to many peers. */
+  encode(opcode: number, data: Buffer | string): Buffer {
+    return encodeFrame(opcode, data, { mask: this.role === 'client' });
+  }
+
+  ping(data: Buffer | string = ''): boolean {
+    return this.control_(Opcode.PING, data);
+  }
+
+  pong(data: Buffer | string = ''): boolean {
+    return this.control_(Opcode.PONG, data);
+  }
+
+  /** Starts the closing handshake; `code` undefined sends a close frame without a code. */
+  close(code?: number, reason = ''): boolean {
+    if (this.closeSent) return false;
+    this.closeSent = true;
+    this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(code, reason)));
+    return true;
+  }
+
+  private control_(opcode: number, data: Buffer | string): boolean {
+    if (this.closeSent) return false;
+    if (Buffer.byteLength(data) > 125) throw new RangeError('control frame payload must be at most 125 bytes');
+    this.handler.write(this.encode(opcode, data));
+    return true;
+  }
+
+  private fail(code: number, message: string): false {
+    if (this.failedFlag) return false;
+    this.failedFlag = true;
+    this.message = null;
+    this.utf8 = null;
+    this.control = null;
+    if (!this.closeSent) {
+      this.closeSent = true;
+      this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(code, message.slice(0, 123))));
+    }
+    this.handler.failed(code, message);
+    return false;
+  }
+
+  // FrameSink: called by the parser.
+
+  frameStart(fin: boolean, _rsv1: boolean, opcode: number, length: number): boolean {
+    this.frameOpcode = opcode;
+    if (isControl(opcode)) {
+      this.control = length > 0 ? [] : null;
+      return true;
+    }
+    if (opcode === Opcode.CONTINUATION) {
+      if (this.messageOpcode === 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'continuation frame without a message to continue');
+    } else {
+      if (this.messageOpcode !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'new message started before the previous one ended');
+      this.messageOpcode = opcode;
+      this.fragments = 0;
+      this.message = new MessageBuffer();
+      if (opcode === Opcode.TEXT) this.utf8 ??= new Utf8Validator();
+    }
+    if (++this.fragments > this.maxFragments) {
+      return this.fail(CloseCode.MESSAGE_TOO_BIG, `message split into more than ${this.maxFragments} frames`);
+    }
+    if (this.message!.length + length > this.maxPayload) {
+      return this.fail(CloseCode.MESSAGE_TOO_BIG, `message larger than ${this.maxPayload} bytes`);
+    }
+    this.finalFrame = fin;
+    return true;
+  }
+
+  framePayload(data: Buffer): boolean {
+    if (isControl(this.frameOpcode)) {
+      this.control!.push(data);
+      return true;
+    }
+    if (this.messageOpcode === Opcode.TEXT && !this.utf8!.push(data)) {
+      return this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+    }
+    this.message!.add(data);
+    return true;
+  }
+
+  frameEnd(): boolean {
+    const opcode = this.frameOpcode;
+    if (isControl(opcode)) {
+      const pieces = this.control;
+      this.control = null;
+      const payload = !pieces ? Buffer.alloc(0) : pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      return this.controlFrame(opcode, payload);
+    }
+    if (!this.finalFrame) return true;
+    const isText = this.messageOpcode === Opcode.TEXT;
+    if (isText && !this.utf8!.end()) {
+      return this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
+    }
+    const data = this.message!.take();
+    this.message = null;
+    this.messageOpcode = 0;
+    this.handler.message(data, !isText);
+    return !this.failedFlag && !this.closeReceivedFlag;
+  }
+
+  frameError(code: number, message: string): void {
+    this.fail(code, message);
+  }
+
+  private controlFrame(opcode: number, payload: Buffer): boolean {
+    if (opcode === Opcode.PING) {
+      if (!this.closeSent) this.handler.write(this.encode(Opcode.PONG, payload));
+      this.handler.ping(payload);
+    } else if (opcode === Opcode.PONG) {
+      this.handler.pong(payload);
+    } else {
+      const parsed = parseClosePayload(payload);
+      if (!parsed.ok) return this.fail(parsed.code, parsed.message);
+      this.closeReceivedFlag = true;
+      if (!this.closeSent) {
+        this.closeSent = true;
+        const echoed = parsed.code === CloseCode.NO_STATUS ? undefined : parsed.code;
+        this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(echoed)));
+      }
+      this.handler.closeReceived(parsed.code, parsed.reason);
+      return false;
+    }
+    return !this.failedFlag && !this.closeReceivedFlag;
+  }
+}

@@ -1,0 +1,250 @@
+// WebSocketServer: accepts upgrades on its own port, on an existing http(s) server, or from the caller
+// (noServer + handleUpgrade), and keeps the set of open connections.
+import http from 'node:http';
+import type https from 'node:https';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { acceptResponse, checkUpgradeRequest, rejectResponse } from '../protocol/handshake.js';
+import { encodeFrame, Opcode } from '../protocol/frame.js';
+import { CloseCode } from '../protocol/close.js';
+import { EventHost } from './events.js';
+import { ACCEPTED, WebSocket, type WebSocketOptions } from './websocket.js';
+
+export type VerifyResult = boolean | { ok: false; status?: number; reason?: string; headers?: Record<string, string> };
+
+export interface VerifyInfo {
+  req: http.IncomingMessage;
+  origin: string | undefined;
+  secure: boolean;
+}
+
+export interface ServerOptions extends Pick<WebSocketOptions, 'maxPayload' | 'maxFragments' | 'closeTimeout'> {
+  /** Standalone: listen on this port (0 picks a free one). */
+  port?: number;
+  host?: string;
+  backlog?: number;
+  /** Attached: handle upgrades of this http(s) server; its other requests stay its own. */
+  server?: http.Server | https.Server;
+  /** Only upgrades to this path (query ignored) are handled. */
+  path?: string;
+  /** Neither: the caller passes upgrades to handleUpgrade(). */
+  noServer?: boolean;
+  /** Milliseconds a client has to complete the opening handshake (including verifyClient); default 10 s. */
+  handshakeTimeout?: number;
+  /** Subprotocols this server speaks; the first one the client offers that is listed here is chosen. */
+  protocols?: string[];
+  /** Picks the subprotocol from the client's offer; overrides `protocols`. */
+  selectProtocol?: (offered: string[], req: http.IncomingMessage) => string | false | null | undefined;
+  /** Accepts or refuses a client before the upgrade, synchronously or not. */
+  verifyClient?: (info: VerifyInfo) => VerifyResult | Promise<VerifyResult>;
+  /** Allowed values of the Origin header; requests without Origin (non-browser clients) are allowed. */
+  origins?: string[];
+  /** Open connections at most; further upgrades get 503. */
+  maxConnections?: number;
+}
+
+export interface BroadcastOptions {
+  except?: WebSocket;
+  /** For Buffers: false sends them as text. */
+  binary?: boolean;
+}
+
+type UpgradeCallback = (ws: WebSocket, req: http.IncomingMessage) => void;
+
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+export interface ServerEvents {
+  [type: string]: (...args: any[]) => void;
+  connection: (ws: WebSocket, req: http.IncomingMessage) => void;
+  listening: () => void;
+  error: (err: Error) => void;
+  close: () => void;
+}
+
+export class WebSocketServer extends EventHost<ServerEvents> {
+  readonly clients = new Set<WebSocket>();
+  readonly options: ServerOptions;
+  private httpServer: http.Server | https.Server | null = null;
+  private ownsServer = false;
+  private upgradeListener: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | null = null;
+  private closing = false;
+
+  constructor(options: ServerOptions, onListening?: () => void) {
+    super();
+    this.options = options;
+    const modes = [options.port !== undefined, options.server !== undefined, options.noServer === true];
+    if (modes.filter(Boolean).length !== 1) {
+      throw new TypeError('exactly one of the options port, server and noServer must be given');
+    }
+    if (onListening) this.once('listening', onListening);
+    if (options.noServer) return;
+
+    if (options.server) {
+      this.httpServer = options.server;
+    } else {
+      const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+      this.httpServer = http.createServer(
+        { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, 1000) },
+        (_req, res) => {
+          const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
+          res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', 'Content-Length': Buffer.byteLength(body) });
+          res.end(body);
+        },
+      );
+      this.ownsServer = true;
+    }
+    const server = this.httpServer;
+    this.upgradeListener = (req, socket, head) => {
+      if (!this.matchesPath(req)) {
+        // Another listener on the same server may own this path.
+        if (server.listenerCount('upgrade') > 1) return;
+        socket.end(rejectResponse(404, 'no WebSocket endpoint at this path'));
+        return;
+      }
+      this.handleUpgrade(req, socket, head, (ws, r) => this.emit('connection', ws, r));
+    };
+    server.on('upgrade', this.upgradeListener);
+    if (this.ownsServer) {
+      server.on('error', (err) => this.emit('error', err));
+      server.on('listening', () => this.emit('listening'));
+      server.listen(options.port, options.host, options.backlog);
+    } else if (server.listening) {
+      process.nextTick(() => this.emit('listening'));
+    } else {
+      server.once('listening', () => this.emit('listening'));
+    }
+  }
+
+  address(): net.AddressInfo | string | null {
+    return this.httpServer?.address() ?? null;
+  }
+
+  /** Completes (or refuses) the opening handshake of an upgrade request. */
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
+    const netSocket = socket as net.Socket;
+    // Until the handshake is done a socket error means only that this client went away.
+    const onError = () => netSocket.destroy();
+    netSocket.on('error', onError);
+    const refuse = (status: number, reason: string, headers?: Record<string, string>) => {
+      netSocket.end(rejectResponse(status, reason, headers));
+    };
+    if (this.closing) return refuse(503, 'the server is shutting down');
+
+    const check = checkUpgradeRequest(req);
+    if (!check.ok) return refuse(check.status, check.reason, check.headers);
+    const { origins, maxConnections } = this.options;
+    if (origins && check.origin !== undefined && !origins.includes(check.origin)) {
+      return refuse(403, `origin ${check.origin} is not allowed`);
+    }
+    if (maxConnections !== undefined && this.clients.size >= maxConnections) {
+      return refuse(503, 'too many connections');
+    }
+    const protocol = this.chooseProtocol(check.protocols, req);
+
+    const complete = () => {
+      if (netSocket.destroyed || !netSocket.writable) return;
+      netSocket.off('error', onError);
+      netSocket.write(acceptResponse({ key: check.key, ...(protocol ? { protocol } : {}) }));
+      const ws = new WebSocket(ACCEPTED, {
+        socket: netSocket,
+        head,
+        path: req.url ?? '/',
+        protocol,
+        extensions: '',
+        options: this.options,
+      });
+      this.clients.add(ws);
+      ws.on('close', () => this.clients.delete(ws));
+      callback(ws, req);
+    };
+
+    const verify = this.options.verifyClient;
+    if (!verify) return complete();
+    const decide = (result: VerifyResult) => {
+      if (result === true) return complete();
+      if (result === false) return refuse(401, 'unauthorized');
+      refuse(result.status ?? 401, result.reason ?? 'unauthorized', result.headers);
+    };
+    let result: VerifyResult | Promise<VerifyResult>;
+    try {
+      result = verify({ req, origin: check.origin, secure: Boolean((netSocket as { encrypted?: boolean }).encrypted) });
+    } catch (err) {
+      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      return refuse(500, 'internal error while verifying the client');
+    }
+    if (!(result instanceof Promise)) return decide(result);
+    const timeout = this.options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+    const timer = setTimeout(() => netSocket.destroy(), timeout);
+    result.then(
+      (r) => {
+        clearTimeout(timer);
+        decide(r);
+      },
+      (err) => {
+        clearTimeout(timer);
+        this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        refuse(500, 'internal error while verifying the client');
+      },
+    );
+  }
+
+  /** Sends one message to every open client; the frame is encoded once and shared. */
+  broadcast(data: string | Buffer | ArrayBuffer | ArrayBufferView, options: BroadcastOptions = {}): void {
+    let payload: string | Buffer;
+    let binary: boolean;
+    if (typeof data === 'string') {
+      payload = data;
+      binary = false;
+    } else {
+      payload = Buffer.isBuffer(data) ? data
+        : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+        : Buffer.from(data);
+      binary = options.binary ?? true;
+    }
+    const frame = encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, { mask: false });
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    for (const client of this.clients) {
+      if (client !== options.except && client.readyState === WebSocket.OPEN) client.sendFrame(frame, length);
+    }
+  }
+
+  /**
+   * Stops accepting, closes every client with 1001, and calls back once all are closed (clients that do
+   * not answer are dropped after closeTimeout). An attached http server is left running.
+   */
+  close(callback?: (err?: Error) => void): void {
+    if (callback) this.once('close', () => callback());
+    if (this.closing) return;
+    this.closing = true;
+    if (this.httpServer && this.upgradeListener) this.httpServer.off('upgrade', this.upgradeListener);
+    for (const client of this.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
+    const clientsClosed = new Promise<void>((resolve) => {
+      let left = this.clients.size;
+      if (left === 0) return resolve();
+      for (const client of this.clients) client.once('close', () => --left === 0 && resolve());
+    });
+    const serverClosed = new Promise<void>((resolve) => {
+      if (!this.ownsServer || !this.httpServer!.listening) return resolve();
+      this.httpServer!.close(() => resolve());
+      (this.httpServer as http.Server).closeIdleConnections();
+    });
+    void Promise.all([clientsClosed, serverClosed]).then(() => this.emit('close'));
+  }
+
+  private matchesPath(req: http.IncomingMessage): boolean {
+    if (this.options.path === undefined) return true;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    return (q === -1 ? url : url.slice(0, q)) === this.options.path;
+  }
+
+  private chooseProtocol(offered: string[], req: http.IncomingMessage): string {
+    if (offered.length === 0) return '';
+    if (this.options.selectProtocol) {
+      const chosen = this.options.selectProtocol(offered, req);
+      return chosen && offered.includes(chosen) ? chosen : '';
+    }
+    const supported = this.options.protocols;
+    return supported ? (offered.find((p) => supported.includes(p)) ?? '') : '';
+  }
+}

@@ -1,0 +1,441 @@
+// The WebSocket class: the browser's API (plus a few Node extras) over a socket, for both roles. All
+// protocol decisions are made by protocol/connection.ts; this file moves bytes, batches writes, keeps
+// time and turns what the connection reports into events.
+import type net from 'node:net';
+import { Blob } from 'node:buffer';
+import { checkApplicationClose, CloseCode } from '../protocol/close.js';
+import { Connection, type ConnectionHandler, type Role } from '../protocol/connection.js';
+import { openHandshake, parseWebSocketUrl, type ClientOptions } from './client.js';
+import { CloseEvent, ErrorEvent, EventHost, MessageEvent, WsEvent, type BinaryType } from './events.js';
+
+export interface WebSocketOptions extends ClientOptions {
+  /** Largest message accepted, in bytes; default 100 MiB. */
+  maxPayload?: number;
+  /** Most frames one message may be split into; default 65536. */
+  maxFragments?: number;
+  /** How long to wait for the peer's part of the closing handshake before dropping TCP; default 10 s. */
+  closeTimeout?: number;
+}
+
+export interface SendOptions {
+  /** For Buffers and views only: false sends the bytes as a text message (they must be UTF-8). */
+  binary?: boolean;
+}
+
+type SendCallback = (err?: Error) => void;
+type Payload = string | Buffer;
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+// Batches up to this size are joined into one buffer before writing; larger ones go out as a corked
+// series of writes, so big payloads are never copied.
+const JOIN_LIMIT = 64 * 1024;
+const ITERATOR_HIGH_WATER = 64;
+const ITERATOR_LOW_WATER = 16;
+
+/** Passed instead of a URL by the server, which hands over an accepted socket. */
+export const ACCEPTED = Symbol('accepted');
+
+export interface AcceptedInfo {
+  socket: net.Socket;
+  head: Buffer;
+  path: string;
+  protocol: string;
+  extensions: string;
+  options: WebSocketOptions;
+}
+
+function toPayload(data: unknown, options: SendOptions | undefined): { payload: Payload; binary: boolean } {
+  if (typeof data === 'string') return { payload: data, binary: false };
+  let bytes: Buffer | null = null;
+  if (Buffer.isBuffer(data)) bytes = data;
+  else if (ArrayBuffer.isView(data)) bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  else if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) bytes = Buffer.from(data);
+  if (bytes) return { payload: bytes, binary: options?.binary ?? true };
+  // The browser turns anything else into a string.
+  return { payload: String(data), binary: false };
+}
+
+export interface WebSocketEvents {
+  [type: string]: (...args: any[]) => void;
+  open: (event: WsEvent) => void;
+  message: (event: MessageEvent) => void;
+  close: (event: CloseEvent) => void;
+  error: (event: ErrorEvent) => void;
+  ping: (data: Buffer) => void;
+  pong: (data: Buffer) => void;
+}
+
+export class WebSocket extends EventHost<WebSocketEvents> {
+  static readonly CONNECTING = CONNECTING;
+  static readonly OPEN = OPEN;
+  static readonly CLOSING = CLOSING;
+  static readonly CLOSED = CLOSED;
+  declare readonly CONNECTING: typeof CONNECTING;
+  declare readonly OPEN: typeof OPEN;
+  declare readonly CLOSING: typeof CLOSING;
+  declare readonly CLOSED: typeof CLOSED;
+
+  readonly url: string;
+  binaryType: BinaryType = 'nodebuffer';
+  private state: number = CONNECTING;
+  private protocol_ = '';
+  private extensions_ = '';
+  private readonly role: Role;
+  private readonly options: WebSocketOptions;
+  private socket: net.Socket | null = null;
+  private connection: Connection | null = null;
+  private abortHandshake: (() => void) | null = null;
+
+  // Outgoing bytes gathered during one data event or one tick, written with one socket call.
+  private outbox: Buffer[] = [];
+  private outboxBytes = 0;
+  private outboxCallbacks: SendCallback[] | null = null;
+  private outboxPayload = 0;
+  private flushScheduled = false;
+  private receiving = false;
+  /** Payload bytes accepted by send() that the OS has not taken yet. */
+  private unsent = 0;
+  // Sends queued behind a Blob that is still being read, to keep their order.
+  private blobQueue: Array<{ data: unknown; options: SendOptions | undefined; cb: SendCallback | undefined }> | null = null;
+
+  private closeTimer: NodeJS.Timeout | null = null;
+  private closeCode: number = CloseCode.ABNORMAL;
+  private closeReason = '';
+  private closedCleanly = false;
+
+  constructor(url: string | URL | typeof ACCEPTED, protocols?: string | string[] | AcceptedInfo, options: WebSocketOptions = {}) {
+    super();
+    if (url === ACCEPTED) {
+      const info = protocols as AcceptedInfo;
+      this.role = 'server';
+      this.url = info.path;
+      this.options = info.options;
+      this.attach(info.socket, info.head, info.protocol, info.extensions);
+      return;
+    }
+    this.role = 'client';
+    this.options = options;
+    const parsed = parseWebSocketUrl(url);
+    this.url = parsed.href;
+    const offered = protocols === undefined ? [] : typeof protocols === 'string' ? [protocols] : (protocols as string[]);
+    this.abortHandshake = openHandshake(parsed, offered, options, (err, opened) => {
+      this.abortHandshake = null;
+      if (err) {
+        this.state = CLOSED;
+        this.emit('error', new ErrorEvent(this, err));
+        this.emit('close', new CloseEvent(this, CloseCode.ABNORMAL, '', false));
+        return;
+      }
+      this.attach(opened!.socket, opened!.head, opened!.protocol, opened!.extensions);
+    });
+  }
+
+  get readyState(): number {
+    return this.state;
+  }
+
+  /** The subprotocol the server selected, or ''. */
+  get protocol(): string {
+    return this.protocol_;
+  }
+
+  /** The extensions the server accepted, as in its Sec-WebSocket-Extensions header. */
+  get extensions(): string {
+    return this.extensions_;
+  }
+
+  /** Payload bytes passed to send() that have not been handed to the operating system yet. */
+  get bufferedAmount(): number {
+    return this.unsent;
+  }
+
+  get onopen() { return this.getHandler('open'); }
+  set onopen(fn) { this.setHandler('open', fn); }
+  get onmessage() { return this.getHandler('message'); }
+  set onmessage(fn) { this.setHandler('message', fn); }
+  get onclose() { return this.getHandler('close'); }
+  set onclose(fn) { this.setHandler('close', fn); }
+  get onerror() { return this.getHandler('error'); }
+  set onerror(fn) { this.setHandler('error', fn); }
+
+  /** The peer's address, for logs and rate limits. */
+  get remoteAddress(): string | undefined {
+    return this.socket?.remoteAddress;
+  }
+
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob, options?: SendOptions | SendCallback, cb?: SendCallback): void {
+    if (typeof options === 'function') {
+      cb = options;
+      options = undefined;
+    }
+    if (this.state === CONNECTING) {
+      throw new DOMException('WebSocket is still in the CONNECTING state', 'InvalidStateError');
+    }
+    if (this.blobQueue || data instanceof Blob) {
+      this.queueBehindBlob(data, options, cb);
+      return;
+    }
+    this.sendNow(data, options, cb);
+  }
+
+  /** Writes an already encoded frame, e.g. one broadcast encoding shared by many connections. */
+  sendFrame(frame: Buffer, payloadLength: number, cb?: SendCallback): void {
+    if (this.state !== OPEN || !this.connection!.writable) {
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
+    this.enqueue(frame, payloadLength, cb);
+  }
+
+  ping(data: string | Buffer = ''): void {
+    if (this.state === CONNECTING) throw new DOMException('WebSocket is still in the CONNECTING state', 'InvalidStateError');
+    this.connection?.ping(data);
+  }
+
+  pong(data: string | Buffer = ''): void {
+    if (this.state === CONNECTING) throw new DOMException('WebSocket is still in the CONNECTING state', 'InvalidStateError');
+    this.connection?.pong(data);
+  }
+
+  close(code?: number, reason?: string): void {
+    checkApplicationClose(code, reason, this.role === 'server');
+    if (this.state === CLOSING || this.state === CLOSED) return;
+    if (this.state === CONNECTING) {
+      this.abortHandshake?.();
+      this.abortHandshake = null;
+      this.state = CLOSED;
+      process.nextTick(() => {
+        this.emit('error', new ErrorEvent(this, new Error('WebSocket was closed before the connection was established')));
+        this.emit('close', new CloseEvent(this, CloseCode.ABNORMAL, '', false));
+      });
+      return;
+    }
+    this.state = CLOSING;
+    this.connection!.close(code, reason ?? '');
+    this.flush();
+    this.armCloseTimer();
+  }
+
+  /** Drops the connection at once, without a closing handshake. */
+  terminate(): void {
+    if (this.state === CONNECTING) {
+      this.close();
+      return;
+    }
+    this.socket?.destroy();
+  }
+
+  /** Messages until the connection closes; reading slowly pauses the socket instead of queueing without end. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<MessageEvent, void, undefined> {
+    const queue: MessageEvent[] = [];
+    let wake: (() => void) | null = null;
+    let ended = false;
+    const onMessage = (ev: MessageEvent) => {
+      queue.push(ev);
+      if (queue.length >= ITERATOR_HIGH_WATER) this.socket?.pause();
+      wake?.();
+    };
+    const onClose = () => {
+      ended = true;
+      wake?.();
+    };
+    this.on('message', onMessage);
+    this.on('close', onClose);
+    if (this.state === CLOSED) ended = true;
+    try {
+      while (true) {
+        const next = queue.shift();
+        if (next) {
+          if (queue.length === ITERATOR_LOW_WATER) this.socket?.resume();
+          yield next;
+        } else if (ended) {
+          return;
+        } else {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+        }
+      }
+    } finally {
+      this.off('message', onMessage);
+      this.off('close', onClose);
+      this.socket?.resume();
+    }
+  }
+
+  private sendNow(data: unknown, options: SendOptions | undefined, cb: SendCallback | undefined): void {
+    const { payload, binary } = toPayload(data, options);
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    if (this.state !== OPEN || !this.connection!.writable) {
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
+    this.enqueue(this.connection!.encode(binary ? 2 : 1, payload), length, cb);
+  }
+
+  private queueBehindBlob(data: unknown, options: SendOptions | undefined, cb: SendCallback | undefined): void {
+    const queue = (this.blobQueue ??= []);
+    queue.push({ data, options, cb });
+    if (queue.length === 1) void this.drainBlobQueue();
+  }
+
+  private async drainBlobQueue(): Promise<void> {
+    const queue = this.blobQueue!;
+    while (queue.length > 0) {
+      const item = queue[0]!;
+      if (item.data instanceof Blob) {
+        try {
+          item.data = Buffer.from(await item.data.arrayBuffer());
+        } catch (err) {
+          queue.shift();
+          item.cb?.(err instanceof Error ? err : new Error(String(err)));
+          continue;
+        }
+      }
+      queue.shift();
+      this.sendNow(item.data, item.options, item.cb);
+    }
+    this.blobQueue = null;
+  }
+
+  // I/O
+
+  private attach(socket: net.Socket, head: Buffer, protocol: string, extensions: string): void {
+    this.socket = socket;
+    this.protocol_ = protocol;
+    this.extensions_ = extensions;
+    const options = this.options;
+    this.connection = new Connection(this.bridge(), {
+      role: this.role,
+      ...(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {}),
+      ...(options.maxFragments !== undefined ? { maxFragments: options.maxFragments } : {}),
+    });
+    this.state = OPEN;
+    socket.setNoDelay(true);
+    socket.setTimeout(0);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.onSocketError(err));
+    socket.on('close', () => this.onSocketClose());
+    if (head.length > 0) socket.unshift(head);
+    if (this.role === 'client') this.emit('open', new WsEvent('open', this));
+  }
+
+  private bridge(): ConnectionHandler {
+    return {
+      message: (data, isBinary) => {
+        this.emit('message', new MessageEvent(this, data, isBinary, this.binaryType));
+      },
+      ping: (data) => {
+        this.emit('ping', data);
+      },
+      pong: (data) => {
+        this.emit('pong', data);
+      },
+      closeReceived: (code, reason) => {
+        this.state = CLOSING;
+        this.closeCode = code;
+        this.closeReason = reason;
+        this.closedCleanly = true;
+        this.flush();
+        // The server closes TCP first (RFC 6455 7.1.1); the client waits for it, but not forever.
+        if (this.role === 'server') this.socket!.end();
+        this.armCloseTimer();
+      },
+      failed: (code, message) => {
+        this.state = CLOSING;
+        this.closeCode = code;
+        this.closeReason = message;
+        this.closedCleanly = false;
+        this.emit('error', new ErrorEvent(this, Object.assign(new Error(message), { closeCode: code })));
+        this.flush();
+        this.socket!.end();
+        this.armCloseTimer();
+      },
+      write: (bytes) => {
+        this.enqueue(bytes, 0, undefined);
+      },
+    };
+  }
+
+  private enqueue(bytes: Buffer, payloadLength: number, cb: SendCallback | undefined): void {
+    this.outbox.push(bytes);
+    this.outboxBytes += bytes.length;
+    this.outboxPayload += payloadLength;
+    this.unsent += payloadLength;
+    if (cb) (this.outboxCallbacks ??= []).push(cb);
+    if (!this.receiving && !this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const outbox = this.outbox;
+    const count = outbox.length;
+    if (count === 0) return;
+    const bytes = this.outboxBytes;
+    const socket = this.socket!;
+    const callbacks = this.outboxCallbacks;
+    const payload = this.outboxPayload;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    this.outboxPayload = 0;
+    this.outboxCallbacks = null;
+    if (socket.destroyed) {
+      this.unsent -= payload;
+      if (callbacks) for (const cb of callbacks) process.nextTick(cb, new Error('the connection is closed'));
+      return;
+    }
+    const onWritten = (err?: Error | null) => {
+      this.unsent -= payload;
+      if (callbacks) for (const cb of callbacks) cb(err ?? undefined);
+    };
+    if (count === 1) {
+      socket.write(outbox[0]!, onWritten);
+    } else if (bytes <= JOIN_LIMIT) {
+      socket.write(Buffer.concat(outbox, bytes), onWritten);
+    } else {
+      socket.cork();
+      for (let i = 0; i < count - 1; i++) socket.write(outbox[i]!);
+      socket.write(outbox[count - 1]!, onWritten);
+      socket.uncork();
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.receiving = true;
+    try {
+      this.connection!.receive(chunk);
+    } finally {
+      this.receiving = false;
+    }
+    this.flush();
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer) return;
+    this.closeTimer = setTimeout(() => this.socket?.destroy(), this.options.closeTimeout ?? 10_000);
+    this.closeTimer.unref();
+  }
+
+  private onSocketError(err: Error): void {
+    // Errors after our part of the closing handshake are the peer hanging up; they change nothing.
+    if (this.state === OPEN) this.emit('error', new ErrorEvent(this, err));
+  }
+
+  private onSocketClose(): void {
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    const clean = this.closedCleanly && this.connection!.closeFrameSent;
+    this.state = CLOSED;
+    this.emit('close', new CloseEvent(this, this.closeCode, this.closeReason, clean));
+  }
+}
+
+for (const [name, value] of Object.entries({ CONNECTING, OPEN, CLOSING, CLOSED })) {
+  Object.defineProperty(WebSocket.prototype, name, { value, enumerable: true });
+}

@@ -198,16 +198,21 @@ describe('frame parser', () => {
     assert.equal(c.frames[0]!.payload.toString(), 'abc');
   });
 
-  test('a sink returning false stops the parser', () => {
-    let starts = 0;
+  test('a sink returning false pauses the push; the rest can be pushed later', () => {
+    let ends = 0;
     const parser = new FrameParser({
-      frameStart: () => ++starts < 2,
+      frameStart: () => true,
       framePayload: () => true,
-      frameEnd: () => true,
-      frameError: () => {},
+      frameEnd: () => ++ends !== 2,
+      frameError: () => assert.fail('no error expected'),
     }, { expectMasked: true });
-    parser.push(Buffer.concat([messages[0]!, messages[0]!, messages[0]!].map((b) => Buffer.from(b))));
-    assert.equal(starts, 2);
-    assert.ok(parser.dead);
+    const one = messages[0]!;
+    const stream = Buffer.concat([one, one, one].map((b) => Buffer.from(b)));
+    const used = parser.push(stream);
+    assert.equal(used, one.length * 2, 'stopped right after the second frame');
+    assert.equal(ends, 2);
+    assert.ok(!parser.dead);
+    assert.equal(parser.push(stream.subarray(used)), one.length);
+    assert.equal(ends, 3);
   });
 });

@@ -2,9 +2,12 @@
 // receive(), bytes to send come out through handler.write(), and what happened is reported through the
 // other handler callbacks. It assembles fragmented messages, validates UTF-8 as the bytes arrive,
 // answers pings and close frames, and turns every protocol violation into the right close code.
+// With permessage-deflate, messages pass through the codec, which is asynchronous: input is held back
+// while a message inflates, and output keeps its order while a message deflates.
 import { CloseCode, encodeClosePayload, parseClosePayload } from './close.js';
 import { encodeFrame, FrameParser, isControl, Opcode, type FrameSink } from './frame.js';
-import { Utf8Validator } from './utf8.js';
+import { DeflateError, type MessageCodec } from './permessage-deflate.js';
+import { isValidUtf8, Utf8Validator } from './utf8.js';
 
 export type Role = 'client' | 'server';
 
@@ -14,9 +17,15 @@ export interface ConnectionOptions {
   maxPayload?: number;
   /** Most frames one message may be split into; beyond it the connection closes with 1009. */
   maxFragments?: number;
+  /** The permessage-deflate codec, when the handshake negotiated it. */
+  deflate?: MessageCodec | null;
 }
 
-export interface ConnectionHandler {
+/**
+ * What the connection reports. `R` is the caller's receipt for a sent message, handed back with the
+ * bytes that carry it, so the caller can account for them when they are written.
+ */
+export interface ConnectionHandler<R = unknown> {
   message(data: Buffer, isBinary: boolean): void;
   ping(data: Buffer): void;
   pong(data: Buffer): void;
@@ -24,7 +33,9 @@ export interface ConnectionHandler {
   closeReceived(code: number, reason: string): void;
   /** The peer broke the protocol: a close frame with `code` has been written and input is now ignored. */
   failed(code: number, message: string): void;
-  write(bytes: Buffer): void;
+  write(bytes: Buffer, receipt?: R): void;
+  /** Input should stop (true) or may flow again (false): a message is being inflated. */
+  pause?(paused: boolean): void;
 }
 
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
@@ -71,11 +82,12 @@ class MessageBuffer {
   }
 }
 
-export class Connection implements FrameSink {
+export class Connection<R = unknown> implements FrameSink {
   readonly role: Role;
   readonly maxPayload: number;
   readonly maxFragments: number;
   private readonly parser: FrameParser;
+  private readonly deflate: MessageCodec | null;
   private closeSent = false;
   private closeReceivedFlag = false;
   private failedFlag = false;
@@ -86,14 +98,21 @@ export class Connection implements FrameSink {
   private finalFrame = false;
   private message: MessageBuffer | null = null;
   private utf8: Utf8Validator | null = null;
+  private compressed = false;
   private frameOpcode = 0;
   private control: Buffer[] | null = null;
 
-  constructor(private readonly handler: ConnectionHandler, options: ConnectionOptions) {
+  // Input that arrived while a message was inflating, and output queued behind a message deflating.
+  private inflating = false;
+  private backlog: Buffer[] | null = null;
+  private outQueue: Array<{ bytes: Buffer | null; receipt: R | undefined }> | null = null;
+
+  constructor(private readonly handler: ConnectionHandler<R>, options: ConnectionOptions) {
     this.role = options.role;
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
-    this.parser = new FrameParser(this, { expectMasked: options.role === 'server' });
+    this.deflate = options.deflate ?? null;
+    this.parser = new FrameParser(this, { expectMasked: options.role === 'server', allowRsv1: this.deflate !== null });
   }
 
   /** Data may still be sent: we have not sent a close frame. */
@@ -116,19 +135,48 @@ export class Connection implements FrameSink {
 
   /** No partly received frame or message is held: the connection costs no buffers while idle. */
   get idle(): boolean {
-    return this.parser.idle && this.messageOpcode === 0;
+    return this.parser.idle && this.messageOpcode === 0 && !this.inflating;
   }
 
   receive(chunk: Buffer): void {
     if (this.failedFlag || this.closeReceivedFlag) return;
-    this.parser.push(chunk);
+    if (this.inflating) {
+      (this.backlog ??= []).push(chunk);
+      return;
+    }
+    const used = this.parser.push(chunk);
+    if (this.inflating && used < chunk.length) (this.backlog ??= []).push(chunk.subarray(used));
   }
 
-  /** Encodes a data message (one frame) and writes it; returns false once a close frame has been sent. */
-  send(data: Buffer | string, isBinary: boolean): boolean {
+  /**
+   * Sends a data message as one frame, compressed when negotiated and worth it; `receipt` comes back
+   * with the bytes. Returns false once a close frame has been sent.
+   */
+  send(data: Buffer | string, isBinary: boolean, receipt?: R): boolean {
     if (this.closeSent) return false;
-    this.handler.write(this.encode(isBinary ? Opcode.BINARY : Opcode.TEXT, data));
+    const opcode = isBinary ? Opcode.BINARY : Opcode.TEXT;
+    const codec = this.deflate;
+    if (codec && codec.shouldCompress(typeof data === 'string' ? Buffer.byteLength(data) : data.length)) {
+      const slot: { bytes: Buffer | null; receipt: R | undefined } = { bytes: null, receipt };
+      (this.outQueue ??= []).push(slot);
+      codec.compress(typeof data === 'string' ? Buffer.from(data) : data).then(
+        (compressed) => {
+          slot.bytes = encodeFrame(opcode, compressed, { mask: this.role === 'client', rsv1: true });
+          this.drainOutQueue();
+        },
+        (err: Error) => this.fail(CloseCode.INTERNAL_ERROR, `compression failed: ${err.message}`),
+      );
+    } else {
+      this.output(this.encode(opcode, data), receipt);
+    }
     return true;
+  }
+
+  /** Frees the codec's zlib streams; call once the transport is gone. */
+  dispose(): void {
+    this.deflate?.close();
+    this.backlog = null;
+    this.outQueue = null;
   }
 
   /** The bytes of a data frame as this side would send it, e.g. to write one encoding to many peers. */
@@ -148,8 +196,23 @@ export class Connection implements FrameSink {
   close(code?: number, reason = ''): boolean {
     if (this.closeSent) return false;
     this.closeSent = true;
-    this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(code, reason)));
+    this.output(this.encode(Opcode.CLOSE, encodeClosePayload(code, reason)), undefined);
     return true;
+  }
+
+  /** Writes in order behind any message still being compressed. */
+  private output(bytes: Buffer, receipt: R | undefined): void {
+    if (this.outQueue) this.outQueue.push({ bytes, receipt });
+    else this.handler.write(bytes, receipt);
+  }
+
+  private drainOutQueue(): void {
+    const queue = this.outQueue;
+    while (queue && queue.length > 0 && queue[0]!.bytes) {
+      const { bytes, receipt } = queue.shift()!;
+      this.handler.write(bytes!, receipt);
+    }
+    if (queue && queue.length === 0 && this.outQueue === queue) this.outQueue = null;
   }
 
   private control_(opcode: number, data: Buffer | string): boolean {
@@ -165,6 +228,8 @@ export class Connection implements FrameSink {
     this.message = null;
     this.utf8 = null;
     this.control = null;
+    this.backlog = null;
+    this.outQueue = null;
     if (!this.closeSent) {
       this.closeSent = true;
       this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(code, message.slice(0, 123))));
@@ -175,7 +240,7 @@ export class Connection implements FrameSink {
 
   // FrameSink: called by the parser.
 
-  frameStart(fin: boolean, _rsv1: boolean, opcode: number, length: number): boolean {
+  frameStart(fin: boolean, rsv1: boolean, opcode: number, length: number): boolean {
     this.frameOpcode = opcode;
     if (isControl(opcode)) {
       this.control = length > 0 ? [] : null;
@@ -183,12 +248,14 @@ export class Connection implements FrameSink {
     }
     if (opcode === Opcode.CONTINUATION) {
       if (this.messageOpcode === 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'continuation frame without a message to continue');
+      if (rsv1) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set on a continuation frame');
     } else {
       if (this.messageOpcode !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'new message started before the previous one ended');
       this.messageOpcode = opcode;
+      this.compressed = rsv1;
       this.fragments = 0;
       this.message = new MessageBuffer();
-      if (opcode === Opcode.TEXT) this.utf8 ??= new Utf8Validator();
+      if (opcode === Opcode.TEXT && !rsv1) this.utf8 ??= new Utf8Validator();
     }
     if (++this.fragments > this.maxFragments) {
       return this.fail(CloseCode.MESSAGE_TOO_BIG, `message split into more than ${this.maxFragments} frames`);
@@ -205,7 +272,7 @@ export class Connection implements FrameSink {
       this.control!.push(data);
       return true;
     }
-    if (this.messageOpcode === Opcode.TEXT && !this.utf8!.push(data)) {
+    if (this.messageOpcode === Opcode.TEXT && !this.compressed && !this.utf8!.push(data)) {
       return this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
     }
     this.message!.add(data);
@@ -222,14 +289,42 @@ export class Connection implements FrameSink {
     }
     if (!this.finalFrame) return true;
     const isText = this.messageOpcode === Opcode.TEXT;
-    if (isText && !this.utf8!.end()) {
-      return this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
-    }
     const data = this.message!.take();
     this.message = null;
     this.messageOpcode = 0;
+    if (this.compressed) return this.inflate(data, !isText);
+    if (isText && !this.utf8!.end()) {
+      return this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
+    }
     this.handler.message(data, !isText);
     return !this.failedFlag && !this.closeReceivedFlag;
+  }
+
+  /** Inflates a compressed message; input waits meanwhile, so messages keep their order. */
+  private inflate(data: Buffer, isBinary: boolean): false {
+    this.inflating = true;
+    this.handler.pause?.(true);
+    this.deflate!.decompress(data).then(
+      (plain) => {
+        this.inflating = false;
+        if (this.failedFlag) return;
+        if (!isBinary && !isValidUtf8(plain)) {
+          this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+          return;
+        }
+        this.handler.message(plain, isBinary);
+        const backlog = this.backlog;
+        this.backlog = null;
+        // receive() queues again behind the next compressed message, if there is one.
+        if (backlog) for (const chunk of backlog) this.receive(chunk);
+        if (!this.inflating && !this.failedFlag) this.handler.pause?.(false);
+      },
+      (err: Error) => {
+        this.inflating = false;
+        this.fail(err instanceof DeflateError ? err.closeCode : CloseCode.INVALID_PAYLOAD, err.message);
+      },
+    );
+    return false;
   }
 
   frameError(code: number, message: string): void {
@@ -249,7 +344,7 @@ export class Connection implements FrameSink {
       if (!this.closeSent) {
         this.closeSent = true;
         const echoed = parsed.code === CloseCode.NO_STATUS ? undefined : parsed.code;
-        this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(echoed)));
+        this.output(this.encode(Opcode.CLOSE, encodeClosePayload(echoed, parsed.reason)), undefined);
       }
       this.handler.closeReceived(parsed.code, parsed.reason);
       return false;

@@ -99,7 +99,10 @@ export function encodeHeader(opcode: number, payloadLength: number, fin = true, 
   return header;
 }
 
-/** What the parser reports; a `false` return from any callback stops parsing for good. */
+/**
+ * What the parser reports. A `false` return from a callback stops the current push() right there: the
+ * caller gets the number of bytes consumed and may push the rest later (e.g. after an async step).
+ */
 export interface FrameSink {
   frameStart(fin: boolean, rsv1: boolean, opcode: number, length: number): boolean;
   /** Unmasked payload bytes, in order; a frame's payload may come in several pieces. */
@@ -137,6 +140,7 @@ export class FrameParser {
   private masked = false;
   private readonly maskKey = new Uint8Array(4);
   private maskPhase = 0;
+  private stopped = false;
 
   constructor(private readonly sink: FrameSink, options: FrameParserOptions) {
     this.expectMasked = options.expectMasked;
@@ -152,16 +156,18 @@ export class FrameParser {
     return this.state === State.Header && this.headerFill === 0;
   }
 
-  push(chunk: Buffer): void {
+  /** Parses as much of `chunk` as it can; returns the bytes consumed, less than its length only when stopped. */
+  push(chunk: Buffer): number {
     let pos = 0;
     const end = chunk.length;
-    while (pos < end) {
+    this.stopped = false;
+    while (pos < end && !this.stopped) {
       if (this.state === State.Header) {
         const used = this.headerFill === 0 ? this.parseHeader(chunk, pos) : this.continueHeader(chunk, pos);
-        if (used < 0) return;
+        if (used < 0) return pos;
         pos += used;
-        if (this.state === State.Header) return; // the header is still incomplete
-        if (this.remaining === 0 && !this.finishFrame()) return;
+        if (this.state === State.Header || this.stopped) continue; // an incomplete header is all used up
+        if (this.remaining === 0) this.finishFrame();
       } else if (this.state === State.Payload) {
         const take = Math.min(this.remaining, end - pos);
         const piece = chunk.subarray(pos, pos + take);
@@ -171,28 +177,23 @@ export class FrameParser {
           this.maskPhase = (this.maskPhase + take) & 3;
         }
         this.remaining -= take;
-        if (!this.sink.framePayload(piece)) return this.kill();
-        if (this.remaining === 0 && !this.finishFrame()) return;
+        if (!this.sink.framePayload(piece)) this.stopped = true;
+        else if (this.remaining === 0) this.finishFrame();
       } else {
-        return;
+        return pos;
       }
     }
+    return pos;
   }
 
-  private finishFrame(): boolean {
+  private finishFrame(): void {
     this.state = State.Header;
-    if (this.sink.frameEnd()) return true;
-    this.kill();
-    return false;
-  }
-
-  private kill(): void {
-    this.state = State.Dead;
-    this.headerBytes = null;
+    if (!this.sink.frameEnd()) this.stopped = true;
   }
 
   private fail(code: number, message: string): number {
-    this.kill();
+    this.state = State.Dead;
+    this.headerBytes = null;
     this.sink.frameError(code, message);
     return -1;
   }
@@ -270,10 +271,7 @@ export class FrameParser {
     }
     this.remaining = length;
     this.state = State.Payload;
-    if (!this.sink.frameStart(fin, rsv1, opcode, length)) {
-      this.kill();
-      return -1;
-    }
+    if (!this.sink.frameStart(fin, rsv1, opcode, length)) this.stopped = true;
     return offset - pos;
   }
 }

@@ -205,8 +205,8 @@ export function clientRequest(o: {
   if (!KEY.test(o.key)) throw new TypeError(`Invalid Sec-WebSocket-Key ${JSON.stringify(o.key)}: expected base64 of 16 bytes`);
   const protocols = o.protocols ?? [];
   protocols.forEach((protocol, i) => {
-    if (!isToken(protocol)) throw new SyntaxError(`The subprotocol ${JSON.stringify(protocol)} is invalid`);
-    if (protocols.indexOf(protocol) !== i) throw new SyntaxError(`The subprotocol ${JSON.stringify(protocol)} is duplicated`);
+    if (!isToken(protocol)) throw new DOMException(`The subprotocol ${JSON.stringify(protocol)} is invalid`, 'SyntaxError');
+    if (protocols.indexOf(protocol) !== i) throw new DOMException(`The subprotocol ${JSON.stringify(protocol)} is duplicated`, 'SyntaxError');
   });
   const fields: Array<[string, string]> = [
     ['Host', o.host],

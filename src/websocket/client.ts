@@ -4,6 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { clientRequest, generateKey, HandshakeError, verifyServerResponse } from '../protocol/handshake.js';
 import { HttpResponseParser } from '../protocol/http.js';
+import { acceptResponse, makeOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 
 export interface ClientOptions {
   /** Extra request headers, e.g. Authorization. */
@@ -19,6 +20,8 @@ export interface ClientOptions {
   key?: tls.SecureContextOptions['key'];
   rejectUnauthorized?: boolean;
   servername?: string;
+  /** permessage-deflate (RFC 7692): a client offers it, a server accepts offers; off unless given. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 export interface OpenedHandshake {
@@ -27,6 +30,8 @@ export interface OpenedHandshake {
   head: Buffer;
   protocol: string;
   extensions: string;
+  /** The permessage-deflate parameters agreed on, if any. */
+  deflate: DeflateParams | null;
 }
 
 /** Parses a WebSocket URL as the browser does; http(s) URLs are accepted and mean ws(s). */
@@ -42,7 +47,7 @@ export function parseWebSocketUrl(input: string | URL): URL {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw new DOMException(`The URL's scheme must be ws or wss, not ${url.protocol.slice(0, -1)}`, 'SyntaxError');
   }
-  if (url.hash) throw new DOMException('The URL contains a fragment identifier', 'SyntaxError');
+  if (url.href.includes('#')) throw new DOMException('The URL contains a fragment identifier', 'SyntaxError');
   return url;
 }
 
@@ -57,11 +62,14 @@ export function openHandshake(
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = Number(url.port) || (secure ? 443 : 80);
   const key = generateKey();
+  const pmd = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
+  const offer = pmd ? makeOffer(pmd) : '';
   const request = clientRequest({
     host: url.host,
     path: url.pathname + url.search,
     key,
     protocols,
+    extensions: offer,
     ...(options.origin !== undefined ? { origin: options.origin } : {}),
     ...(options.headers ? { headers: options.headers } : {}),
   });
@@ -98,8 +106,9 @@ export function openHandshake(
     try {
       const parsed = parser.push(chunk);
       if (!parsed) return;
-      const agreed = verifyServerResponse(parsed.head, key, protocols, []);
-      finish(null, { socket, head: parsed.rest, ...agreed });
+      const agreed = verifyServerResponse(parsed.head, key, protocols, offer ? ['permessage-deflate'] : []);
+      const deflate = pmd && agreed.extensions ? acceptResponse(agreed.extensions, pmd) : null;
+      finish(null, { socket, head: parsed.rest, ...agreed, deflate });
     } catch (err) {
       finish(err instanceof Error ? err : new HandshakeError(String(err)));
     }

@@ -63,6 +63,8 @@ interface Entry {
   once: boolean;
   /** Registered through addEventListener, which ignores a second registration of the same listener. */
   dom: boolean;
+  /** Set when removed, so that a dispatch already under way skips it, as the DOM does. */
+  removed?: boolean;
 }
 
 function call(listener: Listener, self: unknown, event: unknown, rest: unknown[]): void {
@@ -122,7 +124,8 @@ export class EventHost<Events extends EventMap = EventMap> {
     if (!list || list.length === 0) return false;
     // A copy keeps the iteration stable if a listener adds or removes listeners.
     for (const entry of list.length === 1 ? list : list.slice()) {
-      if (entry.once) this.remove(type, entry.listener, entry.dom);
+      if (entry.removed) continue;
+      if (entry.once) this.removeEntry(type, entry);
       call(entry.listener, this, event, rest);
     }
     return true;
@@ -159,9 +162,15 @@ export class EventHost<Events extends EventMap = EventMap> {
   }
 
   private remove(type: string, listener: Listener, dom: boolean): void {
-    const list = this.listeners?.get(type);
-    if (!list) return;
-    const index = list.findIndex((e) => e.listener === listener && e.dom === dom);
-    if (index >= 0) list.splice(index, 1);
+    const entry = this.listeners?.get(type)?.find((e) => e.listener === listener && e.dom === dom);
+    if (entry) this.removeEntry(type, entry);
+  }
+
+  private removeEntry(type: string, entry: Entry): void {
+    const list = this.listeners!.get(type)!;
+    const index = list.indexOf(entry);
+    if (index < 0) return;
+    list.splice(index, 1);
+    entry.removed = true;
   }
 }

@@ -1,13 +1,15 @@
 // WebSocketServer: accepts upgrades on its own port, on an existing http(s) server, or from the caller
 // (noServer + handleUpgrade), and keeps the set of open connections.
 import http from 'node:http';
-import type https from 'node:https';
+import https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { acceptResponse, checkUpgradeRequest, rejectResponse } from '../protocol/handshake.js';
 import { encodeFrame, Opcode } from '../protocol/frame.js';
 import { CloseCode } from '../protocol/close.js';
+import { acceptOffer } from '../protocol/permessage-deflate.js';
 import { EventHost } from './events.js';
+import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import { ACCEPTED, WebSocket, type WebSocketOptions } from './websocket.js';
 
 export type VerifyResult = boolean | { ok: false; status?: number; reason?: string; headers?: Record<string, string> };
@@ -18,11 +20,24 @@ export interface VerifyInfo {
   secure: boolean;
 }
 
-export interface ServerOptions extends Pick<WebSocketOptions, 'maxPayload' | 'maxFragments' | 'closeTimeout'> {
+export interface ServerOptions extends Pick<
+  WebSocketOptions, 'maxPayload' | 'maxFragments' | 'closeTimeout' | 'maxBufferedAmount' | 'slowConsumer' | 'perMessageDeflate'
+> {
   /** Standalone: listen on this port (0 picks a free one). */
   port?: number;
   host?: string;
   backlog?: number;
+  /** Standalone over TLS (wss://): the server's key and certificate chain, PEM. */
+  key?: https.ServerOptions['key'];
+  cert?: https.ServerOptions['cert'];
+  ca?: https.ServerOptions['ca'];
+  passphrase?: string;
+  /** Standalone: largest request head in bytes (beyond it: 431); default 16 KiB. */
+  maxHeaderSize?: number;
+  /** Most request header lines (beyond it: 431); default 100. */
+  maxHeaderCount?: number;
+  /** Ping quiet clients and drop those that do not answer; off unless given. */
+  heartbeat?: HeartbeatOptions | boolean;
   /** Attached: handle upgrades of this http(s) server; its other requests stay its own. */
   server?: http.Server | https.Server;
   /** Only upgrades to this path (query ignored) are handled. */
@@ -52,6 +67,11 @@ export interface BroadcastOptions {
 type UpgradeCallback = (ws: WebSocket, req: http.IncomingMessage) => void;
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+const DEFAULT_MAX_HEADER_COUNT = 100;
+
+// The WebSocketServers attached to each http server, so that an upgrade to a path none of them serves
+// still gets an answer, from exactly one of them.
+const attached = new WeakMap<http.Server | https.Server, Set<WebSocketServer>>();
 
 export interface ServerEvents {
   [type: string]: (...args: any[]) => void;
@@ -68,6 +88,8 @@ export class WebSocketServer extends EventHost<ServerEvents> {
   private ownsServer = false;
   private upgradeListener: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | null = null;
   private closing = false;
+  private closed = false;
+  private readonly heartbeat: Heartbeat<WebSocket> | null;
 
   constructor(options: ServerOptions, onListening?: () => void) {
     super();
@@ -76,6 +98,8 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     if (modes.filter(Boolean).length !== 1) {
       throw new TypeError('exactly one of the options port, server and noServer must be given');
     }
+    const beat = options.heartbeat;
+    this.heartbeat = beat ? new Heartbeat<WebSocket>(beat === true ? {} : beat) : null;
     if (onListening) this.once('listening', onListening);
     if (options.noServer) return;
 
@@ -83,25 +107,36 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       this.httpServer = options.server;
     } else {
       const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-      this.httpServer = http.createServer(
-        { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, 1000) },
-        (_req, res) => {
-          const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
-          res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', 'Content-Length': Buffer.byteLength(body) });
-          res.end(body);
-        },
-      );
+      const httpOptions: http.ServerOptions = {
+        headersTimeout: timeout,
+        requestTimeout: timeout,
+        // Node checks those timeouts only this often; the default (30 s) would let a slow client linger.
+        connectionsCheckingInterval: Math.min(timeout, 1000),
+        maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+      };
+      const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+        const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
+        res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', 'Content-Length': Buffer.byteLength(body) });
+        res.end(body);
+      };
+      this.httpServer = options.cert
+        ? https.createServer({ ...httpOptions, key: options.key, cert: options.cert, ca: options.ca, passphrase: options.passphrase }, onRequest)
+        : http.createServer(httpOptions, onRequest);
       this.ownsServer = true;
     }
     const server = this.httpServer;
+    const siblings = attached.get(server) ?? new Set<WebSocketServer>();
+    attached.set(server, siblings);
+    siblings.add(this);
     this.upgradeListener = (req, socket, head) => {
-      if (!this.matchesPath(req)) {
-        // Another listener on the same server may own this path.
-        if (server.listenerCount('upgrade') > 1) return;
-        socket.end(rejectResponse(404, 'no WebSocket endpoint at this path'));
+      if (this.matchesPath(req)) {
+        this.handleUpgrade(req, socket, head, (ws, r) => this.emit('connection', ws, r));
         return;
       }
-      this.handleUpgrade(req, socket, head, (ws, r) => this.emit('connection', ws, r));
+      // Leave it to a sibling that serves this path, or to the application's own upgrade listeners.
+      if ([...siblings].some((s) => s.matchesPath(req))) return;
+      if (server.listenerCount('upgrade') > siblings.size) return;
+      if (siblings.values().next().value === this) socket.end(rejectResponse(404, 'no WebSocket endpoint at this path'));
     };
     server.on('upgrade', this.upgradeListener);
     if (this.ownsServer) {
@@ -130,6 +165,9 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     };
     if (this.closing) return refuse(503, 'the server is shutting down');
 
+    if (req.rawHeaders.length / 2 > (this.options.maxHeaderCount ?? DEFAULT_MAX_HEADER_COUNT)) {
+      return refuse(431, 'too many header lines');
+    }
     const check = checkUpgradeRequest(req);
     if (!check.ok) return refuse(check.status, check.reason, check.headers);
     const { origins, maxConnections } = this.options;
@@ -140,21 +178,37 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       return refuse(503, 'too many connections');
     }
     const protocol = this.chooseProtocol(check.protocols, req);
+    let deflate: ReturnType<typeof acceptOffer> = null;
+    const pmd = this.options.perMessageDeflate;
+    if (pmd) {
+      try {
+        deflate = acceptOffer(check.extensions, pmd === true ? {} : pmd);
+      } catch (err) {
+        return refuse(400, (err as Error).message);
+      }
+    }
 
     const complete = () => {
       if (netSocket.destroyed || !netSocket.writable) return;
+      if (this.closing) return refuse(503, 'the server is shutting down');
       netSocket.off('error', onError);
-      netSocket.write(acceptResponse({ key: check.key, ...(protocol ? { protocol } : {}) }));
+      netSocket.write(acceptResponse({
+        key: check.key,
+        ...(protocol ? { protocol } : {}),
+        ...(deflate ? { extensions: deflate.response } : {}),
+      }));
       const ws = new WebSocket(ACCEPTED, {
         socket: netSocket,
         head,
         path: req.url ?? '/',
         protocol,
-        extensions: '',
+        extensions: deflate?.response ?? '',
+        deflate: deflate?.params ?? null,
         options: this.options,
       });
       this.clients.add(ws);
       ws.on('close', () => this.clients.delete(ws));
+      if (this.heartbeat) ws.useHeartbeat(this.heartbeat);
       callback(ws, req);
     };
 
@@ -213,10 +267,18 @@ export class WebSocketServer extends EventHost<ServerEvents> {
    * not answer are dropped after closeTimeout). An attached http server is left running.
    */
   close(callback?: (err?: Error) => void): void {
+    if (this.closed) {
+      if (callback) process.nextTick(callback);
+      return;
+    }
     if (callback) this.once('close', () => callback());
     if (this.closing) return;
     this.closing = true;
-    if (this.httpServer && this.upgradeListener) this.httpServer.off('upgrade', this.upgradeListener);
+    this.heartbeat?.stop();
+    if (this.httpServer && this.upgradeListener) {
+      this.httpServer.off('upgrade', this.upgradeListener);
+      attached.get(this.httpServer)?.delete(this);
+    }
     for (const client of this.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
     const clientsClosed = new Promise<void>((resolve) => {
       let left = this.clients.size;
@@ -228,10 +290,14 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       this.httpServer!.close(() => resolve());
       (this.httpServer as http.Server).closeIdleConnections();
     });
-    void Promise.all([clientsClosed, serverClosed]).then(() => this.emit('close'));
+    void Promise.all([clientsClosed, serverClosed]).then(() => {
+      this.closed = true;
+      this.emit('close');
+    });
   }
 
-  private matchesPath(req: http.IncomingMessage): boolean {
+  /** Whether this server handles upgrades to the request's path. */
+  matchesPath(req: http.IncomingMessage): boolean {
     if (this.options.path === undefined) return true;
     const url = req.url ?? '/';
     const q = url.indexOf('?');

@@ -4,9 +4,11 @@
 import type net from 'node:net';
 import { Blob } from 'node:buffer';
 import { checkApplicationClose, CloseCode } from '../protocol/close.js';
-import { Connection, type ConnectionHandler, type Role } from '../protocol/connection.js';
+import { Connection, DEFAULT_MAX_PAYLOAD, type ConnectionHandler, type Role } from '../protocol/connection.js';
+import { MessageCodec, type DeflateParams } from '../protocol/permessage-deflate.js';
 import { openHandshake, parseWebSocketUrl, type ClientOptions } from './client.js';
 import { CloseEvent, ErrorEvent, EventHost, MessageEvent, WsEvent, type BinaryType } from './events.js';
+import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 
 export interface WebSocketOptions extends ClientOptions {
   /** Largest message accepted, in bytes; default 100 MiB. */
@@ -15,7 +17,18 @@ export interface WebSocketOptions extends ClientOptions {
   maxFragments?: number;
   /** How long to wait for the peer's part of the closing handshake before dropping TCP; default 10 s. */
   closeTimeout?: number;
+  /** Ping a quiet peer and drop it when it does not answer; off unless given. */
+  heartbeat?: HeartbeatOptions | boolean;
+  /**
+   * Most payload bytes that may wait to be handed to the OS (bufferedAmount). A send beyond it applies
+   * `slowConsumer`: 'close' (the default) closes with 1008 and drops the connection after closeTimeout;
+   * 'drop' discards that message and reports it to its callback and as a 'drop' event. Default 16 MiB.
+   */
+  maxBufferedAmount?: number;
+  slowConsumer?: 'close' | 'drop';
 }
+
+export const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024;
 
 export interface SendOptions {
   /** For Buffers and views only: false sends the bytes as a text message (they must be UTF-8). */
@@ -24,6 +37,9 @@ export interface SendOptions {
 
 type SendCallback = (err?: Error) => void;
 type Payload = string | Buffer;
+/** Travels with a message through the connection: its payload length, and its callback if any. */
+type Receipt = number | { length: number; cb: SendCallback };
+const BINARY_TYPES: readonly string[] = ['nodebuffer', 'arraybuffer', 'blob'];
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -34,6 +50,9 @@ const CLOSED = 3;
 // series of writes, so big payloads are never copied.
 const JOIN_LIMIT = 64 * 1024;
 const ITERATOR_HIGH_WATER = 64;
+// Reasons to stop reading from the socket, as bits of `holds`.
+const HOLD_ITERATOR = 1;
+const HOLD_INFLATE = 2;
 const ITERATOR_LOW_WATER = 16;
 
 /** Passed instead of a URL by the server, which hands over an accepted socket. */
@@ -45,6 +64,7 @@ export interface AcceptedInfo {
   path: string;
   protocol: string;
   extensions: string;
+  deflate: DeflateParams | null;
   options: WebSocketOptions;
 }
 
@@ -67,6 +87,10 @@ export interface WebSocketEvents {
   error: (event: ErrorEvent) => void;
   ping: (data: Buffer) => void;
   pong: (data: Buffer) => void;
+  /** bufferedAmount went back to 0. */
+  drain: () => void;
+  /** A message was discarded by the 'drop' slow-consumer policy. */
+  drop: (payloadLength: number) => void;
 }
 
 export class WebSocket extends EventHost<WebSocketEvents> {
@@ -80,14 +104,14 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   declare readonly CLOSED: typeof CLOSED;
 
   readonly url: string;
-  binaryType: BinaryType = 'nodebuffer';
+  private binaryType_: BinaryType = 'nodebuffer';
   private state: number = CONNECTING;
   private protocol_ = '';
   private extensions_ = '';
   private readonly role: Role;
   private readonly options: WebSocketOptions;
   private socket: net.Socket | null = null;
-  private connection: Connection | null = null;
+  private connection: Connection<Receipt> | null = null;
   private abortHandshake: (() => void) | null = null;
 
   // Outgoing bytes gathered during one data event or one tick, written with one socket call.
@@ -102,7 +126,11 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   // Sends queued behind a Blob that is still being read, to keep their order.
   private blobQueue: Array<{ data: unknown; options: SendOptions | undefined; cb: SendCallback | undefined }> | null = null;
 
+  /** When the peer last sent us bytes, for the heartbeat. */
+  lastReceived = 0;
+  private heartbeat: Heartbeat<WebSocket> | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
+  private holds = 0;
   private closeCode: number = CloseCode.ABNORMAL;
   private closeReason = '';
   private closedCleanly = false;
@@ -114,7 +142,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
       this.role = 'server';
       this.url = info.path;
       this.options = info.options;
-      this.attach(info.socket, info.head, info.protocol, info.extensions);
+      this.attach(info.socket, info.head, info.protocol, info.extensions, info.deflate);
       return;
     }
     this.role = 'client';
@@ -130,12 +158,21 @@ export class WebSocket extends EventHost<WebSocketEvents> {
         this.emit('close', new CloseEvent(this, CloseCode.ABNORMAL, '', false));
         return;
       }
-      this.attach(opened!.socket, opened!.head, opened!.protocol, opened!.extensions);
+      this.attach(opened!.socket, opened!.head, opened!.protocol, opened!.extensions, opened!.deflate);
     });
   }
 
   get readyState(): number {
     return this.state;
+  }
+
+  /** How binary messages are delivered; other values are ignored, as in the browser. */
+  get binaryType(): BinaryType {
+    return this.binaryType_;
+  }
+
+  set binaryType(type: BinaryType) {
+    if (BINARY_TYPES.includes(type)) this.binaryType_ = type;
   }
 
   /** The subprotocol the server selected, or ''. */
@@ -184,11 +221,8 @@ export class WebSocket extends EventHost<WebSocketEvents> {
 
   /** Writes an already encoded frame, e.g. one broadcast encoding shared by many connections. */
   sendFrame(frame: Buffer, payloadLength: number, cb?: SendCallback): void {
-    if (this.state !== OPEN || !this.connection!.writable) {
-      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
-      return;
-    }
-    this.enqueue(frame, payloadLength, cb);
+    if (!this.admit(payloadLength, cb)) return;
+    this.enqueue(frame, cb ? { length: payloadLength, cb } : payloadLength);
   }
 
   ping(data: string | Buffer = ''): void {
@@ -207,20 +241,28 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     if (this.state === CONNECTING) {
       this.abortHandshake?.();
       this.abortHandshake = null;
-      this.state = CLOSED;
+      this.state = CLOSING;
       process.nextTick(() => {
+        this.state = CLOSED;
         this.emit('error', new ErrorEvent(this, new Error('WebSocket was closed before the connection was established')));
         this.emit('close', new CloseEvent(this, CloseCode.ABNORMAL, '', false));
       });
       return;
     }
     this.state = CLOSING;
-    this.connection!.close(code, reason ?? '');
+    // As in the browser, a reason without a code goes out with 1000.
+    this.connection!.close(code ?? (reason ? CloseCode.NORMAL : undefined), reason ?? '');
     this.flush();
     this.armCloseTimer();
   }
 
-  /** Drops the connection at once, without a closing handshake. */
+  /** Puts this connection under a heartbeat (the server shares one among all its clients). */
+  useHeartbeat(heartbeat: Heartbeat<WebSocket>): void {
+    this.heartbeat = heartbeat;
+    heartbeat.add(this);
+  }
+
+  /** Drops the connection at once, without a closing handshake (close code 1006). */
   terminate(): void {
     if (this.state === CONNECTING) {
       this.close();
@@ -236,7 +278,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     let ended = false;
     const onMessage = (ev: MessageEvent) => {
       queue.push(ev);
-      if (queue.length >= ITERATOR_HIGH_WATER) this.socket?.pause();
+      if (queue.length >= ITERATOR_HIGH_WATER) this.hold(HOLD_ITERATOR, true);
       wake?.();
     };
     const onClose = () => {
@@ -250,7 +292,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
       while (true) {
         const next = queue.shift();
         if (next) {
-          if (queue.length === ITERATOR_LOW_WATER) this.socket?.resume();
+          if (queue.length === ITERATOR_LOW_WATER) this.hold(HOLD_ITERATOR, false);
           yield next;
         } else if (ended) {
           return;
@@ -262,18 +304,32 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     } finally {
       this.off('message', onMessage);
       this.off('close', onClose);
-      this.socket?.resume();
+      this.hold(HOLD_ITERATOR, false);
     }
   }
 
   private sendNow(data: unknown, options: SendOptions | undefined, cb: SendCallback | undefined): void {
     const { payload, binary } = toPayload(data, options);
     const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    if (!this.admit(length, cb)) return;
+    this.connection!.send(payload, binary, cb ? { length, cb } : length);
+  }
+
+  /**
+   * Whether a message of this size may be queued: the connection is open and the slow-consumer limit
+   * holds. Counts it in bufferedAmount if so.
+   */
+  private admit(length: number, cb: SendCallback | undefined): boolean {
     if (this.state !== OPEN || !this.connection!.writable) {
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
-      return;
+      return false;
     }
-    this.enqueue(this.connection!.encode(binary ? 2 : 1, payload), length, cb);
+    if (length > 0 && this.unsent + length > (this.options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED)) {
+      this.overflow(length, cb);
+      return false;
+    }
+    this.unsent += length;
+    return true;
   }
 
   private queueBehindBlob(data: unknown, options: SendOptions | undefined, cb: SendCallback | undefined): void {
@@ -303,13 +359,15 @@ export class WebSocket extends EventHost<WebSocketEvents> {
 
   // I/O
 
-  private attach(socket: net.Socket, head: Buffer, protocol: string, extensions: string): void {
+  private attach(socket: net.Socket, head: Buffer, protocol: string, extensions: string, deflate: DeflateParams | null): void {
     this.socket = socket;
     this.protocol_ = protocol;
     this.extensions_ = extensions;
     const options = this.options;
-    this.connection = new Connection(this.bridge(), {
+    const pmd = options.perMessageDeflate === true ? {} : options.perMessageDeflate || {};
+    this.connection = new Connection<Receipt>(this.bridge(), {
       role: this.role,
+      deflate: deflate && new MessageCodec(deflate, this.role, { ...pmd, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD }),
       ...(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {}),
       ...(options.maxFragments !== undefined ? { maxFragments: options.maxFragments } : {}),
     });
@@ -319,11 +377,19 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.onSocketError(err));
     socket.on('close', () => this.onSocketClose());
-    if (head.length > 0) socket.unshift(head);
-    if (this.role === 'client') this.emit('open', new WsEvent('open', this));
+    // Server sockets are half-open capable; a peer's FIN without a close frame still ends the connection.
+    if (socket.allowHalfOpen) socket.on('end', () => socket.end());
+    // Frames that came with the handshake are read after 'open' / 'connection' have been handled.
+    if (head.length > 0) process.nextTick(() => this.onData(head));
+    this.lastReceived = Date.now();
+    if (this.role === 'client') {
+      const beat = options.heartbeat;
+      if (beat) this.useHeartbeat(new Heartbeat(beat === true ? {} : beat));
+      this.emit('open', new WsEvent('open', this));
+    }
   }
 
-  private bridge(): ConnectionHandler {
+  private bridge(): ConnectionHandler<Receipt> {
     return {
       message: (data, isBinary) => {
         this.emit('message', new MessageEvent(this, data, isBinary, this.binaryType));
@@ -354,22 +420,50 @@ export class WebSocket extends EventHost<WebSocketEvents> {
         this.socket!.end();
         this.armCloseTimer();
       },
-      write: (bytes) => {
-        this.enqueue(bytes, 0, undefined);
+      write: (bytes, receipt) => {
+        this.enqueue(bytes, receipt);
       },
+      pause: (paused) => this.hold(HOLD_INFLATE, paused),
     };
   }
 
-  private enqueue(bytes: Buffer, payloadLength: number, cb: SendCallback | undefined): void {
+  private enqueue(bytes: Buffer, receipt: Receipt | undefined): void {
     this.outbox.push(bytes);
     this.outboxBytes += bytes.length;
-    this.outboxPayload += payloadLength;
-    this.unsent += payloadLength;
-    if (cb) (this.outboxCallbacks ??= []).push(cb);
+    if (typeof receipt === 'number') {
+      this.outboxPayload += receipt;
+    } else if (receipt) {
+      this.outboxPayload += receipt.length;
+      (this.outboxCallbacks ??= []).push(receipt.cb);
+    }
     if (!this.receiving && !this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(() => this.flush());
     }
+  }
+
+  /** Stops reading while any reason holds; reads again once none does. */
+  private hold(reason: number, on: boolean): void {
+    const before = this.holds;
+    this.holds = on ? before | reason : before & ~reason;
+    if (before === 0 && this.holds !== 0) this.socket?.pause();
+    else if (before !== 0 && this.holds === 0) this.socket?.resume();
+  }
+
+  /** The slow-consumer policy: the peer reads slower than we send, and the buffer is full. */
+  private overflow(payloadLength: number, cb: SendCallback | undefined): void {
+    const error = new Error(`send buffer full: more than ${this.options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED} bytes waiting for a slow peer`);
+    if (cb) process.nextTick(cb, error);
+    if (this.options.slowConsumer === 'drop') {
+      this.emit('drop', payloadLength);
+      return;
+    }
+    if (this.state !== OPEN) return;
+    this.state = CLOSING;
+    this.closeCode = CloseCode.POLICY_VIOLATION;
+    this.closeReason = 'slow consumer';
+    this.connection!.close(CloseCode.POLICY_VIOLATION, 'slow consumer');
+    this.armCloseTimer();
   }
 
   private flush(): void {
@@ -393,6 +487,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     const onWritten = (err?: Error | null) => {
       this.unsent -= payload;
       if (callbacks) for (const cb of callbacks) cb(err ?? undefined);
+      if (this.unsent === 0 && payload > 0) this.emit('drain');
     };
     if (count === 1) {
       socket.write(outbox[0]!, onWritten);
@@ -407,6 +502,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.heartbeat) this.lastReceived = Date.now();
     this.receiving = true;
     try {
       this.connection!.receive(chunk);
@@ -428,6 +524,8 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   }
 
   private onSocketClose(): void {
+    this.heartbeat?.delete(this);
+    this.connection!.dispose();
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     const clean = this.closedCleanly && this.connection!.closeFrameSent;
@@ -438,4 +536,5 @@ export class WebSocket extends EventHost<WebSocketEvents> {
 
 for (const [name, value] of Object.entries({ CONNECTING, OPEN, CLOSING, CLOSED })) {
   Object.defineProperty(WebSocket.prototype, name, { value, enumerable: true });
+  Object.defineProperty(WebSocket, name, { value, enumerable: true, writable: false });
 }

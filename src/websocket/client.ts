@@ -62,7 +62,8 @@ export function openHandshake(
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = Number(url.port) || (secure ? 443 : 80);
   const key = generateKey();
-  const pmd = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
+  // Like browsers, offer client_max_window_bits so that a server short of memory can pick a smaller window.
+  const pmd = options.perMessageDeflate ? { clientMaxWindowBits: true as const, ...(options.perMessageDeflate === true ? {} : options.perMessageDeflate) } : null;
   const offer = pmd ? makeOffer(pmd) : '';
   const request = clientRequest({
     host: url.host,

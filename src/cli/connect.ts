@@ -14,6 +14,8 @@ export interface ConnectOptions {
   header?: Record<string, string>;
   wait?: boolean;
   binary?: boolean;
+  /** Offer permessage-deflate (RFC 7692). */
+  deflate?: boolean;
   handshakeTimeout: number;
 }
 
@@ -29,6 +31,7 @@ export async function runConnect(url: string, options: ConnectOptions): Promise<
     ws = new WebSocket(url, options.protocol ?? [], {
       headers: options.header,
       handshakeTimeout: options.handshakeTimeout,
+      perMessageDeflate: options.deflate === true,
     });
   } catch (err) {
     throw new CliError(`cannot connect to ${url}: ${describeFailure(err)}`);

@@ -9,13 +9,15 @@ export interface EchoOptions {
   port: number;
   host: string;
   broadcast?: boolean;
+  /** Accept permessage-deflate (RFC 7692) offers. */
+  deflate?: boolean;
 }
 
 /** How long clients get to answer our 1001 close before we exit anyway. */
 const CLOSE_GRACE_MS = 3000;
 
-export async function runEcho({ port, host, broadcast }: EchoOptions): Promise<number> {
-  const wss = new WebSocketServer({ port, host });
+export async function runEcho({ port, host, broadcast, deflate }: EchoOptions): Promise<number> {
+  const wss = new WebSocketServer({ port, host, perMessageDeflate: deflate === true });
   await listening(wss, `${host}:${port}`);
   wss.on('connection', (ws: WebSocket) => {
     ws.on('message', (ev: MessageEvent) => {

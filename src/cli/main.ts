@@ -22,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
     .option('-p, --port <port>', 'port to listen on (0 picks a free one)', parsePort, 9001)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--broadcast', 'send each message to every other client instead of echoing it')
+    .option('--deflate', 'accept permessage-deflate compression (RFC 7692)')
     .action(async (options) => {
       exitCode = await runEcho(options);
     });
@@ -34,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
     .option('-H, --header <header>', "add a request header, 'Name: value' (repeatable)", collectHeader)
     .option('--wait', 'at the end of stdin keep the connection open until the server closes it')
     .option('--binary', 'send each line as a binary message (its UTF-8 bytes)')
+    .option('--deflate', 'offer permessage-deflate compression (RFC 7692)')
     .option('--handshake-timeout <ms>', 'give up if the opening handshake takes longer', parseMilliseconds, 10000)
     .addHelpText(
       'after',

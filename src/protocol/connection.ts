@@ -5,7 +5,7 @@
 // With permessage-deflate, messages pass through the codec, which is asynchronous: input is held back
 // while a message inflates, and output keeps its order while a message deflates.
 import { CloseCode, encodeClosePayload, parseClosePayload } from './close.js';
-import { encodeFrame, FrameParser, isControl, Opcode, type FrameSink } from './frame.js';
+import { encodeFrame, encodeHeader, FrameParser, isControl, Opcode, type FrameSink } from './frame.js';
 import { DeflateError, type MessageCodec } from './permessage-deflate.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 
@@ -40,6 +40,9 @@ export interface ConnectionHandler<R = unknown> {
 
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
 export const DEFAULT_MAX_FRAGMENTS = 65536;
+
+// From this size on, a server's payload is written after its header instead of being copied behind it.
+const ZERO_COPY_MIN = 4096;
 
 // Past this many pieces a message is gathered into one growing buffer, so that a message sent as very
 // many tiny fragments costs its payload bytes, not a Buffer object per fragment.
@@ -166,6 +169,10 @@ export class Connection<R = unknown> implements FrameSink {
         },
         (err: Error) => this.fail(CloseCode.INTERNAL_ERROR, `compression failed: ${err.message}`),
       );
+    } else if (this.role === 'server' && typeof data !== 'string' && data.length >= ZERO_COPY_MIN) {
+      // Unmasked, a large payload needs no copy: the header goes out first, then the caller's bytes.
+      this.output(encodeHeader(opcode, data.length), undefined);
+      this.output(data, receipt);
     } else {
       this.output(this.encode(opcode, data), receipt);
     }

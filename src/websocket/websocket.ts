@@ -47,8 +47,8 @@ const CLOSING = 2;
 const CLOSED = 3;
 
 // Batches up to this size are joined into one buffer before writing; larger ones go out as a corked
-// series of writes, so big payloads are never copied.
-const JOIN_LIMIT = 64 * 1024;
+// series of writes (one writev), so big payloads are never copied.
+const JOIN_LIMIT = 16 * 1024;
 const ITERATOR_HIGH_WATER = 64;
 // Reasons to stop reading from the socket, as bits of `holds`.
 const HOLD_ITERATOR = 1;

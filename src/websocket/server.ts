@@ -5,12 +5,11 @@ import https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { acceptResponse, checkUpgradeRequest, rejectResponse } from '../protocol/handshake.js';
-import { encodeFrame, Opcode } from '../protocol/frame.js';
 import { CloseCode } from '../protocol/close.js';
 import { acceptOffer } from '../protocol/permessage-deflate.js';
 import { EventHost } from './events.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
-import { ACCEPTED, WebSocket, type WebSocketOptions } from './websocket.js';
+import { ACCEPTED, PreparedMessage, WebSocket, type WebSocketOptions } from './websocket.js';
 
 export type VerifyResult = boolean | { ok: false; status?: number; reason?: string; headers?: Record<string, string> };
 
@@ -244,21 +243,9 @@ export class WebSocketServer extends EventHost<ServerEvents> {
 
   /** Sends one message to every open client; the frame is encoded once and shared. */
   broadcast(data: string | Buffer | ArrayBuffer | ArrayBufferView, options: BroadcastOptions = {}): void {
-    let payload: string | Buffer;
-    let binary: boolean;
-    if (typeof data === 'string') {
-      payload = data;
-      binary = false;
-    } else {
-      payload = Buffer.isBuffer(data) ? data
-        : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-        : Buffer.from(data);
-      binary = options.binary ?? true;
-    }
-    const frame = encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, { mask: false });
-    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    const message = new PreparedMessage(data, options.binary === undefined ? undefined : { binary: options.binary });
     for (const client of this.clients) {
-      if (client !== options.except && client.readyState === WebSocket.OPEN) client.sendFrame(frame, length);
+      if (client !== options.except && client.readyState === WebSocket.OPEN) client.sendPrepared(message);
     }
   }
 

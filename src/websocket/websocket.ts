@@ -5,6 +5,7 @@ import type net from 'node:net';
 import { Blob } from 'node:buffer';
 import { checkApplicationClose, CloseCode } from '../protocol/close.js';
 import { Connection, DEFAULT_MAX_PAYLOAD, type ConnectionHandler, type Role } from '../protocol/connection.js';
+import { encodeFrame, Opcode } from '../protocol/frame.js';
 import { MessageCodec, type DeflateParams } from '../protocol/permessage-deflate.js';
 import { openHandshake, parseWebSocketUrl, type ClientOptions } from './client.js';
 import { CloseEvent, ErrorEvent, EventHost, MessageEvent, WsEvent, type BinaryType } from './events.js';
@@ -66,6 +67,22 @@ export interface AcceptedInfo {
   extensions: string;
   deflate: DeflateParams | null;
   options: WebSocketOptions;
+}
+
+/**
+ * A message encoded once as a server frame, to send to many connections without encoding it again
+ * (broadcast, pub/sub fan-out). Uncompressed even where permessage-deflate is on, which RFC 7692 allows.
+ */
+export class PreparedMessage {
+  readonly frame: Buffer;
+  /** Payload bytes, as counted in bufferedAmount. */
+  readonly length: number;
+
+  constructor(data: string | Buffer | ArrayBuffer | ArrayBufferView, options?: SendOptions) {
+    const { payload, binary } = toPayload(data, options);
+    this.frame = encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, { mask: false });
+    this.length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  }
 }
 
 function toPayload(data: unknown, options: SendOptions | undefined): { payload: Payload; binary: boolean } {
@@ -219,10 +236,11 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     this.sendNow(data, options, cb);
   }
 
-  /** Writes an already encoded frame, e.g. one broadcast encoding shared by many connections. */
-  sendFrame(frame: Buffer, payloadLength: number, cb?: SendCallback): void {
-    if (!this.admit(payloadLength, cb)) return;
-    this.enqueue(frame, cb ? { length: payloadLength, cb } : payloadLength);
+  /** Sends a message encoded once for many connections (server side only: client frames need masking). */
+  sendPrepared(message: PreparedMessage, cb?: SendCallback): void {
+    if (this.role !== 'server') throw new TypeError('prepared messages are server frames; a client must mask each frame');
+    if (!this.admit(message.length, cb)) return;
+    this.enqueue(message.frame, cb ? { length: message.length, cb } : message.length);
   }
 
   ping(data: string | Buffer = ''): void {

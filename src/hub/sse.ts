@@ -111,7 +111,7 @@ class SseStream {
       this.res.once('drain', () => (this.maxBuffered = SSE_MAX_BUFFERED));
     }
     // Comment lines keep proxies from timing the stream out, and make writes to a dead peer fail.
-    this.ping = setInterval(() => this.write(': ping\n\n'), this.keepAliveMs);
+    if (this.keepAliveMs > 0) this.ping = setInterval(() => this.write(': ping\n\n'), this.keepAliveMs);
     this.expireWithToken();
   }
 

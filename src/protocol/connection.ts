@@ -34,6 +34,8 @@ export interface ConnectionHandler<R = unknown> {
   /** The peer broke the protocol: a close frame with `code` has been written and input is now ignored. */
   failed(code: number, message: string): void;
   write(bytes: Buffer, receipt?: R): void;
+  /** Our close frame has just been handed to write() (it may wait behind a message being compressed). */
+  closeWritten?(): void;
   /** Input should stop (true) or may flow again (false): a message is being inflated. */
   pause?(paused: boolean): void;
 }
@@ -108,7 +110,8 @@ export class Connection<R = unknown> implements FrameSink {
   // Input that arrived while a message was inflating, and output queued behind a message deflating.
   private inflating = false;
   private backlog: Buffer[] | null = null;
-  private outQueue: Array<{ bytes: Buffer | null; receipt: R | undefined }> | null = null;
+  private outQueue: Array<{ bytes: Buffer | null; receipt: R | undefined; close?: boolean }> | null = null;
+  private closeWrittenFlag = false;
 
   constructor(private readonly handler: ConnectionHandler<R>, options: ConnectionOptions) {
     this.role = options.role;
@@ -134,6 +137,11 @@ export class Connection<R = unknown> implements FrameSink {
 
   get closeFrameReceived(): boolean {
     return this.closeReceivedFlag;
+  }
+
+  /** Our close frame has gone out to the transport, after everything queued before it. */
+  get closeFrameWritten(): boolean {
+    return this.closeWrittenFlag;
   }
 
   /** No partly received frame or message is held: the connection costs no buffers while idle. */
@@ -203,21 +211,29 @@ export class Connection<R = unknown> implements FrameSink {
   close(code?: number, reason = ''): boolean {
     if (this.closeSent) return false;
     this.closeSent = true;
-    this.output(this.encode(Opcode.CLOSE, encodeClosePayload(code, reason)), undefined);
+    this.output(this.encode(Opcode.CLOSE, encodeClosePayload(code, reason)), undefined, true);
     return true;
   }
 
   /** Writes in order behind any message still being compressed. */
-  private output(bytes: Buffer, receipt: R | undefined): void {
-    if (this.outQueue) this.outQueue.push({ bytes, receipt });
-    else this.handler.write(bytes, receipt);
+  private output(bytes: Buffer, receipt: R | undefined, close = false): void {
+    if (this.outQueue) this.outQueue.push({ bytes, receipt, close });
+    else this.write(bytes, receipt, close);
+  }
+
+  private write(bytes: Buffer, receipt: R | undefined, close: boolean): void {
+    this.handler.write(bytes, receipt);
+    if (close) {
+      this.closeWrittenFlag = true;
+      this.handler.closeWritten?.();
+    }
   }
 
   private drainOutQueue(): void {
     const queue = this.outQueue;
     while (queue && queue.length > 0 && queue[0]!.bytes) {
-      const { bytes, receipt } = queue.shift()!;
-      this.handler.write(bytes!, receipt);
+      const { bytes, receipt, close } = queue.shift()!;
+      this.write(bytes!, receipt, close === true);
     }
     if (queue && queue.length === 0 && this.outQueue === queue) this.outQueue = null;
   }
@@ -239,7 +255,7 @@ export class Connection<R = unknown> implements FrameSink {
     this.outQueue = null;
     if (!this.closeSent) {
       this.closeSent = true;
-      this.handler.write(this.encode(Opcode.CLOSE, encodeClosePayload(code, message.slice(0, 123))));
+      this.write(this.encode(Opcode.CLOSE, encodeClosePayload(code, message.slice(0, 123))), undefined, true);
     }
     this.handler.failed(code, message);
     return false;
@@ -351,7 +367,7 @@ export class Connection<R = unknown> implements FrameSink {
       if (!this.closeSent) {
         this.closeSent = true;
         const echoed = parsed.code === CloseCode.NO_STATUS ? undefined : parsed.code;
-        this.output(this.encode(Opcode.CLOSE, encodeClosePayload(echoed, parsed.reason)), undefined);
+        this.output(this.encode(Opcode.CLOSE, encodeClosePayload(echoed, parsed.reason)), undefined, true);
       }
       this.handler.closeReceived(parsed.code, parsed.reason);
       return false;

@@ -12,6 +12,8 @@ export interface HeartbeatOptions {
 export interface Beating {
   /** When the peer last sent us anything (a frame or a part of one), in ms since the epoch. */
   readonly lastReceived: number;
+  /** We stopped reading from the peer ourselves: its silence proves nothing. */
+  readonly readingPaused: boolean;
   ping(): void;
   /** Drops the connection without a closing handshake (close code 1006). */
   terminate(): void;
@@ -51,6 +53,10 @@ export class Heartbeat<T extends Beating> {
 
   private check(now: number): void {
     for (const [member, pingedAt] of this.members) {
+      if (member.readingPaused) {
+        this.members.set(member, 0);
+        continue;
+      }
       if (pingedAt !== 0 && member.lastReceived >= pingedAt) {
         this.members.set(member, 0);
       } else if (pingedAt !== 0) {

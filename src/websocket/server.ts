@@ -88,6 +88,8 @@ export class WebSocketServer extends EventHost<ServerEvents> {
   private upgradeListener: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | null = null;
   private closing = false;
   private closed = false;
+  // Sockets whose handshake waits on an async verifyClient: close() must not wait for them.
+  private readonly verifying = new Set<Duplex>();
   private readonly heartbeat: Heartbeat<WebSocket> | null;
 
   constructor(options: ServerOptions, onListening?: () => void) {
@@ -119,7 +121,11 @@ export class WebSocketServer extends EventHost<ServerEvents> {
         res.end(body);
       };
       this.httpServer = options.cert
-        ? https.createServer({ ...httpOptions, key: options.key, cert: options.cert, ca: options.ca, passphrase: options.passphrase }, onRequest)
+        ? https.createServer({
+          ...httpOptions, key: options.key, cert: options.cert, ca: options.ca, passphrase: options.passphrase,
+          // A client that connects and never starts TLS is dropped as fast as one that never sends its request.
+          handshakeTimeout: timeout,
+        }, onRequest)
         : http.createServer(httpOptions, onRequest);
       this.ownsServer = true;
     }
@@ -190,6 +196,8 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     const complete = () => {
       if (netSocket.destroyed || !netSocket.writable) return;
       if (this.closing) return refuse(503, 'the server is shutting down');
+      // Checked again: other handshakes may have completed while this one was being verified.
+      if (maxConnections !== undefined && this.clients.size >= maxConnections) return refuse(503, 'too many connections');
       netSocket.off('error', onError);
       netSocket.write(acceptResponse({
         key: check.key,
@@ -228,13 +236,19 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     if (!(result instanceof Promise)) return decide(result);
     const timeout = this.options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     const timer = setTimeout(() => netSocket.destroy(), timeout);
+    timer.unref();
+    this.verifying.add(socket);
+    const settled = () => {
+      clearTimeout(timer);
+      this.verifying.delete(socket);
+    };
     result.then(
       (r) => {
-        clearTimeout(timer);
+        settled();
         decide(r);
       },
       (err) => {
-        clearTimeout(timer);
+        settled();
         this.emit('error', err instanceof Error ? err : new Error(String(err)));
         refuse(500, 'internal error while verifying the client');
       },
@@ -267,6 +281,8 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       attached.get(this.httpServer)?.delete(this);
     }
     for (const client of this.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
+    for (const socket of this.verifying) socket.end(rejectResponse(503, 'the server is shutting down'));
+    this.verifying.clear();
     const clientsClosed = new Promise<void>((resolve) => {
       let left = this.clients.size;
       if (left === 0) return resolve();

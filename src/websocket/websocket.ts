@@ -134,7 +134,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   // Outgoing bytes gathered during one data event or one tick, written with one socket call.
   private outbox: Buffer[] = [];
   private outboxBytes = 0;
-  private outboxCallbacks: SendCallback[] | null = null;
+  private outboxCallbacks: Array<{ length: number; cb: SendCallback }> | null = null;
   private outboxPayload = 0;
   private flushScheduled = false;
   private receiving = false;
@@ -423,10 +423,14 @@ export class WebSocket extends EventHost<WebSocketEvents> {
         this.closeCode = code;
         this.closeReason = reason;
         this.closedCleanly = true;
-        this.flush();
-        // The server closes TCP first (RFC 6455 7.1.1); the client waits for it, but not forever.
-        if (this.role === 'server') this.socket!.end();
+        // The server closes TCP first (RFC 6455 7.1.1), once its close frame is out (it may wait behind a
+        // message being compressed); the client waits for the server, but not forever.
+        if (this.connection!.closeFrameWritten) this.endIfServer();
+        else this.flush();
         this.armCloseTimer();
+      },
+      closeWritten: () => {
+        if (this.connection!.closeFrameReceived) this.endIfServer();
       },
       failed: (code, message) => {
         this.state = CLOSING;
@@ -436,6 +440,8 @@ export class WebSocket extends EventHost<WebSocketEvents> {
         this.emit('error', new ErrorEvent(this, Object.assign(new Error(message), { closeCode: code })));
         this.flush();
         this.socket!.end();
+        // Input may have been held for an inflation; the peer's FIN must still be read.
+        this.hold(HOLD_INFLATE, false);
         this.armCloseTimer();
       },
       write: (bytes, receipt) => {
@@ -451,8 +457,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     if (typeof receipt === 'number') {
       this.outboxPayload += receipt;
     } else if (receipt) {
-      this.outboxPayload += receipt.length;
-      (this.outboxCallbacks ??= []).push(receipt.cb);
+      (this.outboxCallbacks ??= []).push(receipt);
     }
     if (!this.receiving && !this.flushScheduled) {
       this.flushScheduled = true;
@@ -460,12 +465,26 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     }
   }
 
+  private endIfServer(): void {
+    this.flush();
+    if (this.role === 'server') this.socket!.end();
+  }
+
+  /** We are not reading from the peer (backpressure), so its silence says nothing about its health. */
+  get readingPaused(): boolean {
+    return this.holds !== 0;
+  }
+
   /** Stops reading while any reason holds; reads again once none does. */
   private hold(reason: number, on: boolean): void {
     const before = this.holds;
     this.holds = on ? before | reason : before & ~reason;
-    if (before === 0 && this.holds !== 0) this.socket?.pause();
-    else if (before !== 0 && this.holds === 0) this.socket?.resume();
+    if (before === 0 && this.holds !== 0) {
+      this.socket?.pause();
+    } else if (before !== 0 && this.holds === 0) {
+      this.lastReceived = Date.now();
+      this.socket?.resume();
+    }
   }
 
   /** The slow-consumer policy: the peer reads slower than we send, and the buffer is full. */
@@ -499,13 +518,24 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     this.outboxCallbacks = null;
     if (socket.destroyed) {
       this.unsent -= payload;
-      if (callbacks) for (const cb of callbacks) process.nextTick(cb, new Error('the connection is closed'));
+      if (callbacks) {
+        for (const { length, cb } of callbacks) {
+          this.unsent -= length;
+          process.nextTick(cb, new Error('the connection is closed'));
+        }
+      }
       return;
     }
+    // Each callback sees bufferedAmount without its own message and those before it, as if reported one by one.
     const onWritten = (err?: Error | null) => {
       this.unsent -= payload;
-      if (callbacks) for (const cb of callbacks) cb(err ?? undefined);
-      if (this.unsent === 0 && payload > 0) this.emit('drain');
+      if (callbacks) {
+        for (const { length, cb } of callbacks) {
+          this.unsent -= length;
+          cb(err ?? undefined);
+        }
+      }
+      if (this.unsent === 0 && (payload > 0 || callbacks)) this.emit('drain');
     };
     if (count === 1) {
       socket.write(outbox[0]!, onWritten);

@@ -6,8 +6,10 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { WebSocketServer as WsServer, type WebSocket as WsSocket } from 'ws';
 import { bounded, CLI_PATH, killAll, Peer, runCli, startServerCli } from './support/cli.js';
+import { Op, RawClient } from './support/rawclient.js';
 
 const TEST_TIMEOUT = { timeout: 20_000 };
 
@@ -76,7 +78,7 @@ describe('duplex (program)', () => {
   test('--help lists the commands', TEST_TIMEOUT, async () => {
     const exit = await runCli(['--help']).exited();
     assert.equal(exit.code, 0);
-    for (const command of ['echo', 'connect', 'serve']) assert.match(exit.stdout, new RegExp(`^\\s+${command}\\b`, 'm'));
+    for (const command of ['echo', 'connect', 'serve', 'publish', 'subscribe', 'token']) assert.match(exit.stdout, new RegExp(`^\\s+${command}\\b`, 'm'));
   });
 
   test('an unknown command, an unknown option or a bad port is one line and a failure', TEST_TIMEOUT, async () => {
@@ -125,6 +127,27 @@ describe('duplex echo', () => {
 
     cli.signal('SIGINT');
     assert.equal((await cli.exited()).code, 0);
+  });
+
+  test('--deflate accepts permessage-deflate and compresses what it echoes; without it the offer is declined', TEST_TIMEOUT, async () => {
+    const text = 'compress me, '.repeat(400);
+    for (const deflate of [true, false]) {
+      const { cli, url } = await startServerCli(['echo', '--port', '0', ...(deflate ? ['--deflate'] : [])]);
+      const client = await RawClient.connect(url, { extensions: 'permessage-deflate; client_max_window_bits' });
+      try {
+        assert.equal(client.extensions, deflate ? 'permessage-deflate' : '');
+        await client.send({ opcode: Op.Text, payload: text });
+        const echo = await client.nextMessage();
+        assert.equal(echo.compressed, deflate, 'RSV1 on the echo');
+        const payload = deflate ? inflateRawSync(echo.data, { finishFlush: zlibConstants.Z_SYNC_FLUSH }) : echo.data;
+        assert.equal(payload.toString(), text);
+        assert.deepEqual(client.violations, []);
+      } finally {
+        client.destroy();
+        cli.signal('SIGTERM');
+        assert.equal((await cli.exited()).code, 0);
+      }
+    }
   });
 
   test('a port in use is one line and exit 1', TEST_TIMEOUT, async () => {
@@ -183,6 +206,31 @@ describe('duplex connect', () => {
       assert.equal(exit.code, 0);
       assert.equal(exit.stdout, `${Buffer.from('hi').toString('base64')}\n`);
       assert.deepEqual(kinds, [true]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('--deflate offers permessage-deflate and sends long lines compressed', TEST_TIMEOUT, async () => {
+    const line = 'a long line that is worth compressing '.repeat(50);
+    let offer: string | undefined;
+    const firstBytes: number[] = [];
+    const server = await wsServer(
+      (ws, req) => {
+        offer = req.headers['sec-websocket-extensions'];
+        // The first byte of the first frame: FIN, RSV1 (compressed) and the opcode.
+        req.socket.once('data', (chunk: Buffer) => firstBytes.push(chunk[0]!));
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      },
+      { perMessageDeflate: { threshold: 0 } },
+    );
+    try {
+      const exit = await runCli(['connect', server.url, '--deflate'], { input: `${line}\nshort\n` }).exited();
+      assert.equal(exit.stderr, '');
+      assert.equal(exit.code, 0);
+      assert.equal(exit.stdout, `${line}\nshort\n`);
+      assert.match(offer ?? '', /^permessage-deflate\b/);
+      assert.deepEqual(firstBytes, [0xc1], 'a final, compressed text frame');
     } finally {
       await server.close();
     }
@@ -331,13 +379,14 @@ describe('duplex connect', () => {
 });
 
 describe('duplex serve', () => {
-  test('answers /healthz and /, broadcasts on /ws to everyone, exits 0 on SIGTERM', TEST_TIMEOUT, async () => {
-    const { cli, url } = await startServerCli(['serve', '--port', '0']);
+  test('answers /healthz and /, speaks the hub protocol on /ws, exits 0 on SIGTERM', TEST_TIMEOUT, async () => {
+    // More of the hub command is in hub-cli.test.ts.
+    const { cli, url } = await startServerCli(['serve', '--port', '0', '--host', '127.0.0.1', '--log', 'human']);
     assert.match(url, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/);
 
     const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
     assert.equal(health.status, 200);
-    assert.equal(await health.text(), 'ok');
+    assert.match(await health.text(), /^ok/);
 
     const page = await fetch(`${url}/`, { signal: AbortSignal.timeout(5000) });
     assert.equal(page.status, 200);
@@ -353,9 +402,23 @@ describe('duplex serve', () => {
 
     const wsUrl = `${url.replace(/^http/, 'ws')}/ws`;
     const [a, b] = await Promise.all([Peer.open(wsUrl), Peer.open(wsUrl)]);
-    a!.ws.send('hi all');
-    assert.deepEqual(await a!.next(), { data: Buffer.from('hi all'), isBinary: false });
-    assert.deepEqual(await b!.next(), { data: Buffer.from('hi all'), isBinary: false });
+    // The next envelope of a type; presence events come in between.
+    const envelope = async (peer: Peer, type: string): Promise<Record<string, unknown>> => {
+      for (;;) {
+        const received = JSON.parse((await peer.next()).data.toString()) as Record<string, unknown>;
+        if (received.type === type) return received;
+      }
+    };
+    for (const peer of [a!, b!]) {
+      peer.ws.send(JSON.stringify({ type: 'subscribe', channel: 'lobby', id: 1 }));
+      assert.deepEqual(await envelope(peer, 'subscribed'), { type: 'subscribed', channel: 'lobby', offset: 0, id: 1 });
+    }
+    a!.ws.send(JSON.stringify({ type: 'publish', channel: 'lobby', data: { text: 'hi all' } }));
+    for (const peer of [a!, b!]) {
+      const { time, ...message } = await envelope(peer, 'message');
+      assert.equal(typeof time, 'string');
+      assert.deepEqual(message, { type: 'message', channel: 'lobby', offset: 1, data: { text: 'hi all' }, publisher: 'anonymous' });
+    }
 
     cli.signal('SIGTERM');
     assert.equal((await a!.waitClosed()).code, 1001);

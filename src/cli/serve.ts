@@ -1,65 +1,171 @@
-// `duplex serve`: for now a minimal HTTP server with a test page and a broadcast room at /ws.
-// The real-time hub will replace it.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+// `duplex serve`: the real-time hub (channels, history, presence; WebSocket at /ws, SSE, long-polling,
+// the HTTP API, /healthz, /metrics) on the in-memory engine, with the small chat page at "/".
+//
+// Settings come from flags, else from DUPLEX_* environment variables (commander does the precedence),
+// else from the defaults below. The effective configuration is printed at start, with the secret
+// and the API keys shown only as "set" or counted. Logs go to stdout: human-readable on a terminal,
+// JSON lines otherwise.
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type MessageEvent, type WebSocket } from '../index.js';
+import { isWeakSecret, MIN_SECRET_BYTES } from '../hub/auth.js';
+import { DEFAULT_LIMITS, Hub } from '../hub/hub.js';
+import type { RateOptions } from '../hub/rate-limit.js';
 import { listenUrl } from './address.js';
-import { listening } from './listening.js';
+import { CliError, describeFailure, reportError } from './errors.js';
+import { formatDuration, formatSize } from './hub-options.js';
+import { Logger, type LogFormat } from './log.js';
 import { PAGE_HTML } from './page.js';
 import { closeWithin, shutdownSignal } from './shutdown.js';
+import { packageVersion } from './version.js';
 
 export interface ServeOptions {
   port: number;
   host: string;
+  /** Messages of history kept per channel. */
+  history: number;
+  /** Milliseconds a message stays in history. */
+  historyTtl: number;
+  authSecret?: string;
+  apiKey?: string[];
+  origins?: string[];
+  maxMessageSize: number;
+  publishRate: RateOptions;
+  maxSubscriptions: number;
+  /** Milliseconds a long-poll request is held open. */
+  pollTimeout: number;
+  log: LogFormat;
 }
 
-const CLOSE_GRACE_MS = 3000;
+export const SERVE_DEFAULTS = {
+  port: 8080,
+  host: 'localhost',
+  history: 1000,
+  historyTtl: 24 * 60 * 60 * 1000,
+  maxMessageSize: DEFAULT_LIMITS.maxMessageSize,
+  publishRate: DEFAULT_LIMITS.publishRate,
+  maxSubscriptions: DEFAULT_LIMITS.maxSubscriptions,
+  pollTimeout: 25_000,
+};
 
-export async function runServe({ port, host }: ServeOptions): Promise<number> {
-  const server = createServer(respond);
-  const wss = new WebSocketServer({ server, path: '/ws' });
-  wss.on('connection', (ws: WebSocket) => {
-    ws.on('message', (ev: MessageEvent) => wss.broadcast(ev.rawData, { binary: ev.isBinary }));
+/** How long clients get to answer the hub's 1001 close before the process exits anyway. */
+const CLOSE_GRACE_MS = 5000;
+// Hosts that mean "every interface": the URL to print for them is this machine's loopback name.
+const ANY_HOST = new Set(['0.0.0.0', '::', '[::]']);
+
+export async function runServe(options: ServeOptions): Promise<number> {
+  const logger = new Logger({ format: options.log, out: process.stdout, level: process.env.DUPLEX_DEBUG === '1' ? 'debug' : 'info' });
+  if (options.apiKey?.length && options.authSecret === undefined) {
+    throw new CliError('--api-key needs --auth-secret: without a secret the hub is open to everyone anyway');
+  }
+  showConfig(logger, options);
+  if (options.authSecret !== undefined && isWeakSecret(options.authSecret)) {
+    logger.warn(`the auth secret is shorter than ${MIN_SECRET_BYTES} bytes; use a longer random one (openssl rand -base64 32)`);
+  }
+
+  const hub = new Hub({
+    port: options.port,
+    host: options.host,
+    historySize: options.history,
+    historyTtl: options.historyTtl,
+    ...(options.authSecret !== undefined ? { authSecret: options.authSecret } : {}),
+    ...(options.apiKey?.length ? { apiKeys: options.apiKey } : {}),
+    ...(options.origins?.length ? { origins: options.origins } : {}),
+    limits: {
+      maxMessageSize: options.maxMessageSize,
+      publishRate: options.publishRate,
+      maxSubscriptions: options.maxSubscriptions,
+    },
+    pollTimeout: options.pollTimeout,
+    routes: servePage,
+    log: logger.log,
   });
-  const up = listening(server, `${host}:${port}`);
-  server.listen(port, host);
-  await up;
+
+  let address: AddressInfo;
+  try {
+    address = await hub.listen();
+  } catch (err) {
+    await hub.close().catch(() => {});
+    throw new CliError(`cannot listen on ${options.host}:${options.port}: ${describeFailure(err)}`);
+  }
+  // After listening an error leaves a server we cannot trust: say so in one line and stop.
+  hub.server.on('error', (err) => {
+    reportError(new CliError(`server error: ${describeFailure(err)}`));
+    process.exit(1);
+  });
+
+  // Listen for signals before announcing the URL: whoever reads it may signal us right away.
   const stop = shutdownSignal();
-  process.stdout.write(`listening on ${listenUrl('http', server.address() as AddressInfo)}\n`);
-  await stop;
-  const closed = await closeWithin((done) => wss.close(done), CLOSE_GRACE_MS);
-  // Upgraded sockets left the http server already; this ends idle keep-alive connections.
-  server.closeAllConnections();
-  await closeWithin((done) => server.close(() => done()), CLOSE_GRACE_MS);
-  if (!closed) process.stderr.write('duplex: some clients did not finish closing; exiting anyway\n');
+  const url = publicUrl(options.host, address);
+  logger.notice([`listening on ${url}`], 'listening', { url });
+
+  const signal = await stop;
+  logger.info('shutting down', { signal });
+  if (!(await closeWithin((done) => void hub.close().then(done, done), CLOSE_GRACE_MS))) {
+    logger.warn('some clients did not finish closing; exiting anyway');
+  }
   return 0;
 }
 
-function respond(req: IncomingMessage, res: ServerResponse): void {
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    return reply(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
-  }
-  if (path === '/') return reply(res, 200, 'text/html; charset=utf-8', PAGE_HTML);
-  if (path === '/healthz') return reply(res, 200, 'text/plain; charset=utf-8', 'ok');
-  if (path === '/ws') {
-    return reply(res, 426, 'text/plain; charset=utf-8', 'this is a WebSocket endpoint\n', { upgrade: 'websocket' });
-  }
-  reply(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+/**
+ * The URL to give people: a host name as they typed it ("localhost" may be ::1 or 127.0.0.1, and the
+ * name works for either), the loopback name for a wildcard address, otherwise the address bound.
+ */
+function publicUrl(host: string, address: AddressInfo): string {
+  if (ANY_HOST.has(host)) return `http://localhost:${address.port}`;
+  if (/[a-z]/i.test(host) && !host.includes(':')) return `http://${host}:${address.port}`;
+  return listenUrl('http', address);
 }
 
-function reply(
-  res: ServerResponse,
-  status: number,
-  type: string,
-  body: string,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    'content-type': type,
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...headers,
+function servePage(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean {
+  if (url.pathname !== '/') return false;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('method not allowed\n');
+    return true;
+  }
+  res.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(PAGE_HTML),
+    'Cache-Control': 'no-store',
   });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
+  res.end(req.method === 'HEAD' ? undefined : PAGE_HTML);
+  return true;
+}
+
+/** The effective settings. The secret and the keys are only ever said to be set, or counted. */
+function showConfig(logger: Logger, o: ServeOptions): void {
+  const version = packageVersion();
+  const keys = o.apiKey?.length ?? 0;
+  const origins = o.origins?.length ? o.origins : undefined;
+  const { rate, burst } = o.publishRate;
+  const auth = o.authSecret === undefined
+    ? 'off: anyone may subscribe and publish'
+    : `secret set, ${keys === 0 ? 'no' : keys} API key${keys === 1 ? '' : 's'}`;
+  logger.notice(
+    [
+      `duplex ${version} hub`,
+      `  engine    memory: ${o.history} messages per channel, kept ${formatDuration(o.historyTtl)}`,
+      `  auth      ${auth}`,
+      `  origins   ${origins ? origins.join(', ') : 'any'}`,
+      `  limits    ${formatSize(o.maxMessageSize)} per message, ${rate} publishes/s (burst ${burst}), ${o.maxSubscriptions} subscriptions per connection`,
+      `  polling   requests held up to ${formatDuration(o.pollTimeout)}`,
+    ],
+    'config',
+    {
+      version,
+      port: o.port,
+      host: o.host,
+      engine: 'memory',
+      history: o.history,
+      historyTtl: formatDuration(o.historyTtl),
+      authSecret: o.authSecret === undefined ? 'unset' : 'set',
+      apiKeys: keys,
+      origins: origins ?? 'any',
+      maxMessageSize: o.maxMessageSize,
+      publishRate: rate,
+      publishBurst: burst,
+      maxSubscriptions: o.maxSubscriptions,
+      pollTimeout: formatDuration(o.pollTimeout),
+    },
+  );
 }

@@ -38,6 +38,8 @@ export interface ConnectionHandler<R = unknown> {
   closeWritten?(): void;
   /** Input should stop (true) or may flow again (false): a message is being inflated. */
   pause?(paused: boolean): void;
+  /** The inflation that made the connection busy is over and its held input has been read. */
+  drained?(): void;
 }
 
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
@@ -142,6 +144,11 @@ export class Connection<R = unknown> implements FrameSink {
   /** Our close frame has gone out to the transport, after everything queued before it. */
   get closeFrameWritten(): boolean {
     return this.closeWrittenFlag;
+  }
+
+  /** A message is being inflated, or input waits behind one: what arrived is not all read yet. */
+  get busy(): boolean {
+    return this.inflating || this.backlog !== null;
   }
 
   /** No partly received frame or message is held: the connection costs no buffers while idle. */
@@ -325,6 +332,9 @@ export class Connection<R = unknown> implements FrameSink {
 
   /** Inflates a compressed message; input waits meanwhile, so messages keep their order. */
   private inflate(data: Buffer, isBinary: boolean): false {
+    // Compressing even an empty message yields at least one byte (RFC 7692 7.2.3.6); an empty payload
+    // would make the inflater read the appended tail as the start of a block and garble what follows.
+    if (data.length === 0) return this.fail(CloseCode.INVALID_PAYLOAD, 'empty compressed message');
     this.inflating = true;
     this.handler.pause?.(true);
     this.deflate!.decompress(data).then(
@@ -340,11 +350,15 @@ export class Connection<R = unknown> implements FrameSink {
         this.backlog = null;
         // receive() queues again behind the next compressed message, if there is one.
         if (backlog) for (const chunk of backlog) this.receive(chunk);
-        if (!this.inflating && !this.failedFlag) this.handler.pause?.(false);
+        if (!this.inflating) {
+          if (!this.failedFlag) this.handler.pause?.(false);
+          this.handler.drained?.();
+        }
       },
       (err: Error) => {
         this.inflating = false;
         this.fail(err instanceof DeflateError ? err.closeCode : CloseCode.INVALID_PAYLOAD, err.message);
+        this.handler.drained?.();
       },
     );
     return false;

@@ -86,7 +86,8 @@ export function openHandshake(
         rejectUnauthorized: options.rejectUnauthorized ?? true,
         ALPNProtocols: ['http/1.1'],
       })
-    : net.connect({ host, port });
+    // Half-open, so that the server's FIN does not drop data still being read (see WebSocket's 'end' handler).
+    : net.connect({ host, port, allowHalfOpen: true });
 
   let finished = false;
   const finish = (err: Error | null, opened?: OpenedHandshake) => {

@@ -148,6 +148,8 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   private heartbeat: Heartbeat<WebSocket> | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   private holds = 0;
+  // TCP closed while a message was still inflating: the close event waits until it is delivered.
+  private socketGone = false;
   private closeCode: number = CloseCode.ABNORMAL;
   private closeReason = '';
   private closedCleanly = false;
@@ -395,8 +397,9 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.onSocketError(err));
     socket.on('close', () => this.onSocketClose());
-    // Server sockets are half-open capable; a peer's FIN without a close frame still ends the connection.
-    if (socket.allowHalfOpen) socket.on('end', () => socket.end());
+    // Sockets are half-open (the server's from http.Server, the client's by choice), so a peer's FIN does
+    // not destroy data still waiting to be read; once it has all been read, our side ends too.
+    socket.on('end', () => socket.end());
     // Frames that came with the handshake are read after 'open' / 'connection' have been handled.
     if (head.length > 0) process.nextTick(() => this.onData(head));
     this.lastReceived = Date.now();
@@ -448,6 +451,9 @@ export class WebSocket extends EventHost<WebSocketEvents> {
         this.enqueue(bytes, receipt);
       },
       pause: (paused) => this.hold(HOLD_INFLATE, paused),
+      drained: () => {
+        if (this.socketGone) this.finishClose();
+      },
     };
   }
 
@@ -572,6 +578,14 @@ export class WebSocket extends EventHost<WebSocketEvents> {
   }
 
   private onSocketClose(): void {
+    this.socketGone = true;
+    // Messages that arrived before the peer hung up are still delivered, in order, before 'close'.
+    if (this.connection!.busy) return;
+    this.finishClose();
+  }
+
+  private finishClose(): void {
+    if (this.state === CLOSED) return;
     this.heartbeat?.delete(this);
     this.connection!.dispose();
     if (this.closeTimer) clearTimeout(this.closeTimer);

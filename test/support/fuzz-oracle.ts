@@ -201,6 +201,8 @@ export function expectFromStream(bytes: Buffer, maxPayload: number, deflate: Def
     if (!fin) continue;
     let data: Buffer = Buffer.concat(parts);
     if (compressed) {
+      // A compressed message is never empty (RFC 7692 7.2.3.6); an empty one is refused as invalid data.
+      if (data.length === 0) return failed([INVALID_PAYLOAD]);
       const result = inflateMessage(window, windowOutput, data, maxPayload);
       if (!result.ok) return failed(result.codes);
       if (messageOpcode === 0x1 && !isUtf8(result.data)) return failed([INVALID_PAYLOAD]);

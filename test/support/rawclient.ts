@@ -1,8 +1,11 @@
 // A deliberately low-level WebSocket client for conformance tests. It shares no code with
 // src/ so that a bug in the engine cannot hide itself by being on both ends of the wire:
 // it builds every frame by hand (any opcode, RSV bits, FIN, mask, even a false length),
-// parses what the server sends strictly, and records how the connection ended.
+// parses what the server sends strictly, and records how the connection ended. For
+// permessage-deflate it can offer the extension, and RawDeflate compresses and inflates on
+// node:zlib, independently of src/protocol/permessage-deflate.ts.
 import net from 'node:net';
+import zlib from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 
@@ -45,6 +48,8 @@ export interface Frame {
 export interface Message {
   opcode: number;
   data: Buffer;
+  /** RSV1 was set on its first frame: with permessage-deflate, the data is still compressed. */
+  compressed?: boolean;
 }
 
 export interface CloseInfo {
@@ -56,6 +61,8 @@ export interface CloseInfo {
 export interface ConnectOptions {
   /** How long the opening handshake may take. */
   timeoutMs?: number;
+  /** Sec-WebSocket-Extensions to offer; each string of an array is a header line of its own. */
+  extensions?: string | string[];
 }
 
 function toBuffer(data: Uint8Array | string | undefined): Buffer {
@@ -193,11 +200,16 @@ export class RawClient {
   private weDestroyed = false;
   private fragmentedOpcode: number | null = null;
   private readonly watchers = new Set<() => void>();
+  /** permessage-deflate was accepted, which gives RSV1 a meaning on the first frame of a message. */
+  private readonly rsv1Allowed: boolean;
 
   private constructor(
     private readonly socket: net.Socket,
     leftover: Buffer,
+    /** The server's Sec-WebSocket-Extensions, '' when it accepted none. */
+    readonly extensions = '',
   ) {
+    this.rsv1Allowed = extensions.split(',').some((element) => element.split(';')[0]!.trim() === 'permessage-deflate');
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('end', () => this.markServerClosed());
@@ -216,14 +228,16 @@ export class RawClient {
     const socket = net.connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port) });
     const key = randomBytes(16).toString('base64');
     const path = target.pathname + target.search || '/';
+    const offers = options.extensions === undefined ? [] : [options.extensions].flat();
     const request =
       `GET ${path} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+      offers.map((offer) => `Sec-WebSocket-Extensions: ${offer}\r\n`).join('') +
+      '\r\n';
     socket.write(request);
     try {
       const { head, rest } = await readResponseHead(socket, timeoutMs);
-      checkHandshakeResponse(head, key);
-      return new RawClient(socket, rest);
+      return new RawClient(socket, rest, checkHandshakeResponse(head, key, offers.length > 0));
     } catch (err) {
       socket.destroy();
       throw err;
@@ -243,6 +257,11 @@ export class RawClient {
         resolve();
       });
     });
+  }
+
+  /** Writes bytes and half-closes TCP at once, as a peer does that has said all it had to say. */
+  writeAndEnd(bytes: Uint8Array): Promise<void> {
+    return new Promise((resolve) => this.socket.end(bytes, resolve));
   }
 
   send(spec: FrameSpec): Promise<void> {
@@ -290,15 +309,15 @@ export class RawClient {
   async nextMessage(timeoutMs = DEFAULT_WAIT_MS): Promise<Message> {
     const deadline = Date.now() + timeoutMs;
     const parts: Buffer[] = [];
-    let opcode: number | null = null;
+    let first: Frame | null = null;
     for (;;) {
       const frame = await this.nextFrame(Math.max(1, deadline - Date.now()));
       if (frame.opcode >= 0x8) {
         throw new Error(`expected a data message, got ${describeFrame(frame)}; ${this.summary()}`);
       }
-      opcode ??= frame.opcode;
+      first ??= frame;
       parts.push(frame.payload);
-      if (frame.fin) return { opcode, data: Buffer.concat(parts) };
+      if (frame.fin) return { opcode: first.opcode, data: Buffer.concat(parts), compressed: (first.rsv & 4) !== 0 };
     }
   }
 
@@ -402,7 +421,12 @@ export class RawClient {
     const what = describeFrame(frame);
     if (this.closeReceived) this.violations.push(`${what} after the close frame`);
     if (frame.masked) this.violations.push(`${what} is masked`);
-    if (frame.rsv !== 0) this.violations.push(`${what} has RSV ${frame.rsv} without an extension`);
+    // RFC 7692 section 6: RSV1 marks a compressed message, on its first frame only.
+    const compressible = this.rsv1Allowed && (frame.opcode === Op.Text || frame.opcode === Op.Binary);
+    if ((compressible ? frame.rsv & 3 : frame.rsv) !== 0) {
+      const why = this.rsv1Allowed ? 'not allowed on this frame' : 'without an extension';
+      this.violations.push(`${what} has RSV ${frame.rsv} ${why}`);
+    }
     if (frame.opcode >= 0x8) {
       if (![Op.Close, Op.Ping, Op.Pong].includes(frame.opcode as 8)) this.violations.push(`${what}: reserved opcode`);
       if (!frame.fin) this.violations.push(`${what}: fragmented control frame`);
@@ -477,7 +501,8 @@ function readResponseHead(socket: net.Socket, timeoutMs: number): Promise<{ head
   });
 }
 
-function checkHandshakeResponse(head: string, key: string): void {
+/** Checks the 101 response and returns its Sec-WebSocket-Extensions ('' when absent). */
+function checkHandshakeResponse(head: string, key: string, offered: boolean): string {
   const [statusLine, ...lines] = head.split('\r\n');
   if (!/^HTTP\/1\.1 101\b/.test(statusLine ?? '')) throw new Error(`handshake refused: ${statusLine}`);
   const headers = new Map<string, string>();
@@ -489,5 +514,72 @@ function checkHandshakeResponse(head: string, key: string): void {
   if (headers.get('upgrade')?.toLowerCase() !== 'websocket') throw new Error('handshake: Upgrade is not websocket');
   if (!/\bupgrade\b/i.test(headers.get('connection') ?? '')) throw new Error('handshake: Connection lacks upgrade');
   if (headers.get('sec-websocket-accept') !== expected) throw new Error('handshake: wrong Sec-WebSocket-Accept');
-  if (headers.has('sec-websocket-extensions')) throw new Error('handshake: extension accepted that was not offered');
+  if (headers.has('sec-websocket-extensions') && !offered) throw new Error('handshake: extension accepted that was not offered');
+  return headers.get('sec-websocket-extensions') ?? '';
+}
+
+/** What a sync flush ends with; permessage-deflate leaves it off the wire (RFC 7692 section 7.2.1). */
+const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+/**
+ * One direction of permessage-deflate on node:zlib: compresses what we send, or inflates what the
+ * server sent, one whole message at a time. With `keepWindow` the LZ77 window carries over from one
+ * message to the next (context takeover); without it every message starts from an empty window.
+ */
+export class RawDeflate {
+  private stream: zlib.DeflateRaw | zlib.InflateRaw | null = null;
+
+  private constructor(
+    private readonly kind: 'deflate' | 'inflate',
+    private readonly windowBits: number,
+    private readonly keepWindow: boolean,
+  ) {}
+
+  static compressor(windowBits: number, keepWindow: boolean): RawDeflate {
+    return new RawDeflate('deflate', windowBits, keepWindow);
+  }
+
+  static decompressor(windowBits: number, keepWindow: boolean): RawDeflate {
+    return new RawDeflate('inflate', windowBits, keepWindow);
+  }
+
+  /** A message to the payload that goes with RSV1, or such a payload back to the message. */
+  async run(data: Buffer): Promise<Buffer> {
+    const input = this.kind === 'inflate' ? Buffer.concat([data, DEFLATE_TAIL]) : data;
+    const options = { windowBits: this.windowBits, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+    let output: Buffer;
+    if (this.keepWindow) output = await this.flushThrough(input);
+    else output = this.kind === 'deflate' ? zlib.deflateRawSync(input, options) : zlib.inflateRawSync(input, options);
+    if (this.kind === 'inflate') return output;
+    if (!output.subarray(-4).equals(DEFLATE_TAIL)) throw new Error('zlib did not end the message with a sync flush');
+    return output.subarray(0, -4);
+  }
+
+  close(): void {
+    this.stream?.close();
+    this.stream = null;
+  }
+
+  /** Writes to the kept stream and collects everything up to the end of a sync flush. */
+  private flushThrough(input: Buffer): Promise<Buffer> {
+    const options = { windowBits: this.windowBits };
+    const stream = (this.stream ??= this.kind === 'deflate' ? zlib.createDeflateRaw(options) : zlib.createInflateRaw(options));
+    return new Promise((resolve, reject) => {
+      const output: Buffer[] = [];
+      const onData = (chunk: Buffer): void => void output.push(chunk);
+      const onError = (err: Error): void => {
+        stream.off('data', onData);
+        this.stream = null;
+        reject(err);
+      };
+      stream.on('data', onData);
+      stream.once('error', onError);
+      stream.write(input);
+      stream.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        stream.off('data', onData);
+        stream.off('error', onError);
+        resolve(Buffer.concat(output));
+      });
+    });
+  }
 }

@@ -1,4 +1,5 @@
-"""Scripted `websockets` client: connects to argv[1] and runs the steps in argv[2].
+"""Scripted `websockets` client: connects to argv[1] and runs the steps in argv[2]
+(or, when argv[2] is "-", in stdin, for lists longer than one argument may be).
 
 Written for websockets 10.x (Debian bookworm's python3-websockets) and its asyncio API;
 run it with /usr/bin/python3.
@@ -16,7 +17,9 @@ Both close steps report {"event": "closed", "sent": ..., "received": ...}: the c
 frames as this client sent and received them (null when absent).
 
 Environment: SUBPROTOCOLS (comma-separated offer), COMPRESSION ("none" disables
-permessage-deflate), STEP_TIMEOUT (seconds, default 5).
+permessage-deflate), DEFLATE (a JSON object of ClientPerMessageDeflateFactory arguments,
+e.g. {"server_no_context_takeover": true, "client_max_window_bits": 10}, for the offer
+instead of the default one), STEP_TIMEOUT (seconds, default 5).
 """
 
 import asyncio
@@ -26,8 +29,9 @@ import os
 import sys
 
 import websockets
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from peer_report import close_frame, describe, emit, parse_subprotocols, pattern
+from peer_report import close_frame, deflate_arguments, describe, emit, parse_subprotocols, pattern
 
 STEP_TIMEOUT = float(os.environ.get("STEP_TIMEOUT", "5"))
 
@@ -67,11 +71,13 @@ async def run_step(ws, step):
 
 async def main(url, steps):
     compression = None if os.environ.get("COMPRESSION") == "none" else "deflate"
+    deflate = deflate_arguments(os.environ.get("DEFLATE"))
     ws = await asyncio.wait_for(
         websockets.connect(
             url,
             subprotocols=parse_subprotocols(os.environ.get("SUBPROTOCOLS")) or None,
             compression=compression,
+            extensions=None if deflate is None else [ClientPerMessageDeflateFactory(**deflate)],
             ping_interval=None,
             max_size=None,
             close_timeout=STEP_TIMEOUT,
@@ -97,7 +103,8 @@ async def main(url, steps):
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))
+        steps = sys.stdin.read() if sys.argv[2] == "-" else sys.argv[2]
+        asyncio.run(main(sys.argv[1], json.loads(steps)))
     except Exception as error:  # reported, not raised: the test reads stdout only
         emit(event="error", error=f"{type(error).__name__}: {error}")
         sys.exit(1)

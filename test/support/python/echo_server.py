@@ -14,7 +14,9 @@ Per connection it reports, as JSON lines tagged with the path:
 
 Environment: SUBPROTOCOLS (supported, in preference order), FORCE_SUBPROTOCOL (answer
 with this name whatever the client offered, to test client-side validation),
-COMPRESSION ("none" disables permessage-deflate), STEP_TIMEOUT (seconds, default 5).
+COMPRESSION ("none" disables permessage-deflate), DEFLATE (a JSON object of
+ServerPerMessageDeflateFactory arguments, e.g. {"server_max_window_bits": 10}, instead of
+the default configuration), STEP_TIMEOUT (seconds, default 5).
 The server exits when stdin closes, so it never outlives the test that spawned it.
 """
 
@@ -24,8 +26,9 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
-from peer_report import close_frame, emit, parse_subprotocols
+from peer_report import close_frame, deflate_arguments, emit, parse_subprotocols
 
 STEP_TIMEOUT = float(os.environ.get("STEP_TIMEOUT", "5"))
 SUPPORTED = parse_subprotocols(os.environ.get("SUBPROTOCOLS"))
@@ -84,6 +87,7 @@ async def until_stdin_closes():
 
 async def main():
     compression = None if os.environ.get("COMPRESSION") == "none" else "deflate"
+    deflate = deflate_arguments(os.environ.get("DEFLATE"))
     async with websockets.serve(
         handle,
         "127.0.0.1",
@@ -91,6 +95,7 @@ async def main():
         subprotocols=SUPPORTED or None,
         select_subprotocol=select_subprotocol,
         compression=compression,
+        extensions=None if deflate is None else [ServerPerMessageDeflateFactory(**deflate)],
         ping_interval=None,
         max_size=None,
         close_timeout=STEP_TIMEOUT,

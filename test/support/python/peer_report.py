@@ -56,3 +56,8 @@ def close_frame(close):
 
 def parse_subprotocols(value):
     return [p for p in (value or "").split(",") if p]
+
+
+def deflate_arguments(value):
+    """The permessage-deflate factory arguments in DEFLATE (a JSON object), or None."""
+    return None if not value else json.loads(value)

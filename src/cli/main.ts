@@ -3,6 +3,7 @@
 // place that exits, after stdout and stderr have been flushed.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runConnect } from './connect.js';
+import { deviceCommand } from './device.js';
 import { runEcho } from './echo.js';
 import { reportError } from './errors.js';
 import {
@@ -149,6 +150,8 @@ async function main(argv: string[]): Promise<number> {
     .action((options) => {
       exitCode = runToken({ ...options, secret: nonEmpty(options.secret) });
     });
+
+  program.addCommand(deviceCommand((code) => (exitCode = code)));
 
   await program.parseAsync(argv);
   return exitCode;

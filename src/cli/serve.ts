@@ -1,20 +1,19 @@
 // `duplex serve`: the real-time hub (channels, history, presence; WebSocket at /ws, SSE, long-polling,
-// the HTTP API, /healthz, /metrics) on the in-memory engine, with the small chat page at "/".
+// the HTTP API, /healthz, /metrics) on the in-memory engine, with the web app at "/".
 //
 // Settings come from flags, else from DUPLEX_* environment variables (commander does the precedence),
 // else from the defaults below. The effective configuration is printed at start, with the secret
 // and the API keys shown only as "set" or counted. Logs go to stdout: human-readable on a terminal,
 // JSON lines otherwise.
-import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isWeakSecret, MIN_SECRET_BYTES } from '../hub/auth.js';
 import { DEFAULT_LIMITS, Hub } from '../hub/hub.js';
 import type { RateOptions } from '../hub/rate-limit.js';
+import { webRoutes } from '../hub/web-routes.js';
 import { listenUrl } from './address.js';
 import { CliError, describeFailure, reportError } from './errors.js';
 import { formatDuration, formatSize } from './hub-options.js';
 import { Logger, type LogFormat } from './log.js';
-import { PAGE_HTML } from './page.js';
 import { closeWithin, shutdownSignal } from './shutdown.js';
 import { packageVersion } from './version.js';
 
@@ -62,6 +61,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
     logger.warn(`the auth secret is shorter than ${MIN_SECRET_BYTES} bytes; use a longer random one (openssl rand -base64 32)`);
   }
 
+  const web = webRoutes({ hub: () => hub });
   const hub = new Hub({
     port: options.port,
     host: options.host,
@@ -76,7 +76,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
       maxSubscriptions: options.maxSubscriptions,
     },
     pollTimeout: options.pollTimeout,
-    routes: servePage,
+    routes: web,
     log: logger.log,
   });
 
@@ -114,22 +114,6 @@ function publicUrl(host: string, address: AddressInfo): string {
   if (ANY_HOST.has(host)) return `http://localhost:${address.port}`;
   if (/[a-z]/i.test(host) && !host.includes(':')) return `http://${host}:${address.port}`;
   return listenUrl('http', address);
-}
-
-function servePage(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean {
-  if (url.pathname !== '/') return false;
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
-    res.end('method not allowed\n');
-    return true;
-  }
-  res.writeHead(200, {
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Length': Buffer.byteLength(PAGE_HTML),
-    'Cache-Control': 'no-store',
-  });
-  res.end(req.method === 'HEAD' ? undefined : PAGE_HTML);
-  return true;
 }
 
 /** The effective settings. The secret and the keys are only ever said to be set, or counted. */

@@ -138,7 +138,8 @@ export class FrameParser {
   private headerFill = 0;
   private remaining = 0;
   private masked = false;
-  private readonly maskKey = new Uint8Array(4);
+  // Made on the first masked frame: a connection that never sends costs no typed array.
+  private maskKey: Uint8Array | null = null;
   private maskPhase = 0;
   private stopped = false;
 
@@ -173,7 +174,7 @@ export class FrameParser {
         const piece = chunk.subarray(pos, pos + take);
         pos += take;
         if (this.masked) {
-          maskInPlace(piece, this.maskKey, this.maskPhase);
+          maskInPlace(piece, this.maskKey!, this.maskPhase);
           this.maskPhase = (this.maskPhase + take) & 3;
         }
         this.remaining -= take;
@@ -265,7 +266,7 @@ export class FrameParser {
     this.masked = masked;
     if (masked) {
       // Copied: neither the header scratch buffer nor this chunk outlives the call.
-      this.maskKey.set(buf.subarray(offset, offset + 4));
+      (this.maskKey ??= new Uint8Array(4)).set(buf.subarray(offset, offset + 4));
       this.maskPhase = 0;
       offset += 4;
     }

@@ -204,7 +204,7 @@ export class WebSocketServer extends EventHost<ServerEvents> {
         ...(protocol ? { protocol } : {}),
         ...(deflate ? { extensions: deflate.response } : {}),
       }));
-      const ws = new WebSocket(ACCEPTED, {
+      const ws = this.track(new WebSocket(ACCEPTED, {
         socket: netSocket,
         head,
         path: req.url ?? '/',
@@ -212,10 +212,7 @@ export class WebSocketServer extends EventHost<ServerEvents> {
         extensions: deflate?.response ?? '',
         deflate: deflate?.params ?? null,
         options: this.options,
-      });
-      this.clients.add(ws);
-      ws.on('close', () => this.clients.delete(ws));
-      if (this.heartbeat) ws.useHeartbeat(this.heartbeat);
+      }));
       callback(ws, req);
     };
 
@@ -253,6 +250,17 @@ export class WebSocketServer extends EventHost<ServerEvents> {
         refuse(500, 'internal error while verifying the client');
       },
     );
+  }
+
+  /**
+   * Keeps an accepted connection in `clients` until it closes. A method of its own so that the listener
+   * it leaves behind does not hold the handshake's scope (the request, its headers) for the connection's life.
+   */
+  private track(ws: WebSocket): WebSocket {
+    this.clients.add(ws);
+    ws.on('close', () => this.clients.delete(ws));
+    if (this.heartbeat) ws.useHeartbeat(this.heartbeat);
+    return ws;
   }
 
   /** Sends one message to every open client; the frame is encoded once and shared. */

@@ -385,7 +385,7 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     this.extensions_ = extensions;
     const options = this.options;
     const pmd = options.perMessageDeflate === true ? {} : options.perMessageDeflate || {};
-    this.connection = new Connection<Receipt>(this.bridge(), {
+    this.connection = new Connection<Receipt>(new WebSocket.Events(this), {
       role: this.role,
       deflate: deflate && new MessageCodec(deflate, this.role, { ...pmd, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD }),
       ...(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {}),
@@ -410,52 +410,71 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     }
   }
 
-  private bridge(): ConnectionHandler<Receipt> {
-    return {
-      message: (data, isBinary) => {
-        this.emit('message', new MessageEvent(this, data, isBinary, this.binaryType));
-      },
-      ping: (data) => {
-        this.emit('ping', data);
-      },
-      pong: (data) => {
-        this.emit('pong', data);
-      },
-      closeReceived: (code, reason) => {
-        this.state = CLOSING;
-        this.closeCode = code;
-        this.closeReason = reason;
-        this.closedCleanly = true;
-        // The server closes TCP first (RFC 6455 7.1.1), once its close frame is out (it may wait behind a
-        // message being compressed); the client waits for the server, but not forever.
-        if (this.connection!.closeFrameWritten) this.endIfServer();
-        else this.flush();
-        this.armCloseTimer();
-      },
-      closeWritten: () => {
-        if (this.connection!.closeFrameReceived) this.endIfServer();
-      },
-      failed: (code, message) => {
-        this.state = CLOSING;
-        this.closeCode = code;
-        this.closeReason = message;
-        this.closedCleanly = false;
-        this.emit('error', new ErrorEvent(this, Object.assign(new Error(message), { closeCode: code })));
-        this.flush();
-        this.socket!.end();
-        // Input may have been held for an inflation; the peer's FIN must still be read.
-        this.hold(HOLD_INFLATE, false);
-        this.armCloseTimer();
-      },
-      write: (bytes, receipt) => {
-        this.enqueue(bytes, receipt);
-      },
-      pause: (paused) => this.hold(HOLD_INFLATE, paused),
-      drained: () => {
-        if (this.socketGone) this.finishClose();
-      },
-    };
-  }
+  /**
+   * Forwards what the connection reports to this WebSocket: one small object per connection rather than
+   * a closure per callback (idle connections are counted by the ten thousand). Nested in the class so
+   * that it may use the private members.
+   */
+  private static readonly Events = class implements ConnectionHandler<Receipt> {
+    constructor(private readonly ws: WebSocket) {}
+
+    message(data: Buffer, isBinary: boolean): void {
+      const ws = this.ws;
+      ws.emit('message', new MessageEvent(ws, data, isBinary, ws.binaryType_));
+    }
+
+    ping(data: Buffer): void {
+      this.ws.emit('ping', data);
+    }
+
+    pong(data: Buffer): void {
+      this.ws.emit('pong', data);
+    }
+
+    closeReceived(code: number, reason: string): void {
+      const ws = this.ws;
+      ws.state = CLOSING;
+      ws.closeCode = code;
+      ws.closeReason = reason;
+      ws.closedCleanly = true;
+      // The server closes TCP first (RFC 6455 7.1.1), once its close frame is out (it may wait behind a
+      // message being compressed); the client waits for the server, but not forever.
+      if (ws.connection!.closeFrameWritten) ws.endIfServer();
+      else ws.flush();
+      ws.armCloseTimer();
+    }
+
+    closeWritten(): void {
+      if (this.ws.connection!.closeFrameReceived) this.ws.endIfServer();
+    }
+
+    failed(code: number, message: string): void {
+      const ws = this.ws;
+      ws.state = CLOSING;
+      ws.closeCode = code;
+      ws.closeReason = message;
+      ws.closedCleanly = false;
+      ws.emit('error', new ErrorEvent(ws, Object.assign(new Error(message), { closeCode: code })));
+      ws.flush();
+      ws.socket!.end();
+      // Input may have been held for an inflation; the peer's FIN must still be read.
+      ws.hold(HOLD_INFLATE, false);
+      ws.armCloseTimer();
+    }
+
+    write(bytes: Buffer, receipt?: Receipt): void {
+      this.ws.enqueue(bytes, receipt);
+    }
+
+    pause(paused: boolean): void {
+      this.ws.hold(HOLD_INFLATE, paused);
+    }
+
+    drained(): void {
+      if (this.ws.socketGone) this.ws.finishClose();
+    }
+  };
+
 
   private enqueue(bytes: Buffer, receipt: Receipt | undefined): void {
     this.outbox.push(bytes);

@@ -6,6 +6,7 @@ import { runConnect } from './connect.js';
 import { deviceCommand } from './device.js';
 import { runEcho } from './echo.js';
 import { reportError } from './errors.js';
+import { fileCommand } from './file.js';
 import {
   countParser, durationParser, listCollector, MAX_TIMER_MS, nonEmpty, parseChannel, parseOrigin, parsePattern,
   parseRate, parseSize,
@@ -16,7 +17,9 @@ import { collect, collectHeader, parseMilliseconds, parsePort } from './options.
 import { runPublish } from './publish.js';
 import { runServe, SERVE_DEFAULTS } from './serve.js';
 import { runSubscribe } from './subscribe.js';
+import { tcpCommand } from './tcp.js';
 import { runToken } from './token.js';
+import { udpCommand } from './udp.js';
 import { packageVersion } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -152,6 +155,9 @@ async function main(argv: string[]): Promise<number> {
     });
 
   program.addCommand(deviceCommand((code) => (exitCode = code)));
+  program.addCommand(tcpCommand((code) => (exitCode = code)));
+  program.addCommand(udpCommand((code) => (exitCode = code)));
+  program.addCommand(fileCommand((code) => (exitCode = code)));
 
   await program.parseAsync(argv);
   return exitCode;

@@ -4,13 +4,17 @@
  *   node dist/bench/run.js [--quick]
  *
  * The micro-benchmarks (mask, utf8) are standalone scripts, so they run as child processes with
- * a time limit; a suite that is not built yet is skipped.
+ * a time limit; a suite that is not built yet is skipped. The server suites (echo, deflate,
+ * handshakes, idle-memory) run in this process and spawn their own pinned servers and clients.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { collectOutput, spawnChild } from './child-processes.js';
+import { runDeflate } from './deflate.js';
 import { runEcho } from './echo.js';
+import { runHandshakes } from './handshakes.js';
+import { runIdleMemory } from './idle-memory.js';
 
 const SCRIPT_TIMEOUT_MS = 180_000;
 
@@ -30,6 +34,9 @@ const suites: { name: string; run: () => Promise<unknown> }[] = [
   { name: 'mask', run: () => runScript('mask') },
   { name: 'utf8', run: () => runScript('utf8') },
   { name: 'echo', run: () => runEcho({ quick }) },
+  { name: 'deflate', run: () => runDeflate({ quick }) },
+  { name: 'handshakes', run: () => runHandshakes({ quick }) },
+  { name: 'idle-memory', run: () => runIdleMemory({ quick }) },
 ];
 
 let failed = false;

@@ -1,0 +1,304 @@
+/**
+ * Fan-out: one publisher, N WebSocket subscribers on one channel (N = 1,000 and 10,000), our hub
+ * against a naive hub on `ws`, in the same run, on the same machine.
+ *
+ *   node dist/bench/fanout.js [--quick] [--rounds N] [--subscribers 1000,10000] [--profile DIR]
+ *
+ * Each sample is a fresh hub process on CPU 0 and a fresh load generator on CPU 1 that connects
+ * the subscribers and then steps the publish rate up a ladder of offered deliveries per second
+ * (hub-fanout-load.ts) until a step is not sustained. A sample's score is its best sustained
+ * step. Rounds alternate the contenders (the order rotated each round); per contender the median
+ * over rounds is reported. --profile runs our hub under `node --cpu-prof` into DIR.
+ * The method and the latest results are in docs/fanout.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { signToken } from '../src/hub/auth.js';
+import { alternatingRounds } from './alternating-rounds.js';
+import { FANOUT_CHANNEL, MAX_P99_MS, SUSTAINED_SHARE, type FanoutLoadResult, type FanoutStep } from './hub-fanout-result.js';
+import { lastJsonLine, runPinned, type HubServer } from './hub-pinned-run.js';
+import { detectPinning, type Pinning } from './pinning.js';
+import { decimal, integer, machineDescription, percent, table, writeResults } from './report-format.js';
+import { median } from './stats.js';
+
+export interface FanoutOptions {
+  quick: boolean;
+  rounds?: number;
+  /** Subscriber counts to run; SUBSCRIBER_COUNTS by default. */
+  subscribers?: number[];
+  /** Directory for CPU profiles of our hub (node --cpu-prof); none when unset. */
+  profileDir?: string;
+}
+
+interface Contender {
+  name: string;
+  server: HubServer;
+  /** Authorization headers for the subscribers and the publisher; the naive hub ignores them. */
+  subscriberAuth?: string;
+  publisherAuth?: string;
+}
+
+/** One sample: the whole ramp against one fresh server, with the hub's CPU in each window. */
+export interface FanoutSample {
+  round: number;
+  connectMs?: number;
+  steps: FanoutStep[];
+  /** The best sustained step, if any step was sustained. */
+  best?: number;
+  error?: string;
+}
+
+export interface FanoutContenderSummary {
+  name: string;
+  samples: FanoutSample[];
+  /** Per sample, its best sustained deliveries per second (0 when none was). */
+  bestDeliveries: number[];
+  medianBestDeliveries: number;
+  /** Samples whose ramp ended on a step that other work on the machine disturbed: their best may be too low. */
+  cutShort: number;
+  /** Medians, over the samples, of the figures of each sample's best step. */
+  medianAtBest: { publishes: number; p50: number; p99: number; serverCpu: number; loadCpu: number; otherCpu: number };
+}
+
+export interface FanoutScenarioSummary {
+  subscribers: number;
+  contenders: FanoutContenderSummary[];
+  /** Median best deliveries/s of duplex over that of the naive hub. */
+  ratio: number | null;
+}
+
+export interface FanoutReport {
+  date: string;
+  machine: string;
+  node: string;
+  pinning: string;
+  rounds: number;
+  warmupMs: number;
+  windowMs: number;
+  ladder: number[];
+  scenarios: FanoutScenarioSummary[];
+}
+
+export const SUBSCRIBER_COUNTS = [1_000, 10_000];
+const DUPLEX = 'duplex hub';
+const NAIVE = 'naive ws hub';
+/** The ladder of offered deliveries per second: from LADDER_START, ×2^(1/3) (×2^(1/2) quick) a step. */
+const LADDER_START = 25_000;
+const LADDER_END = 12_000_000;
+const CONNECT_ALLOWANCE_MS = 150_000;
+/** Per step beyond warm-up and window: draining (at most 10 s), waiting for a quiet machine, settling. */
+const STEP_ALLOWANCE_MS = 32_000;
+/** Runs of one step at most (hub-fanout-load.ts repeats disturbed ones). */
+const MAX_ATTEMPTS = 3;
+/** File descriptors the load generator needs beyond one per subscriber. */
+const SPARE_FDS = 100;
+
+const here = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
+
+function ladder(quick: boolean): number[] {
+  const factor = quick ? Math.SQRT2 : 2 ** (1 / 3);
+  const rungs: number[] = [];
+  for (let d = LADDER_START; d <= LADDER_END; d *= factor) rungs.push(Math.round(d / 1000) * 1000);
+  return rungs;
+}
+
+function contenders(profileDir: string | undefined): Contender[] {
+  const secret = randomBytes(32).toString('base64url');
+  const expiresInSeconds = 24 * 3600;
+  // No presence grant: on a channel of N subscribers, presence would send every joiner's arrival to
+  // all the others, N²/2 frames before the first publish (see docs/fanout.md).
+  const subscriber = signToken({ sub: 'subscriber', subscribe: [FANOUT_CHANNEL], presence: [] }, secret, { expiresInSeconds });
+  // 'publisher' is as long as the naive hub's 'anonymous', so both send envelopes of the same size.
+  const publisher = signToken({ sub: 'publisher', publish: [FANOUT_CHANNEL] }, secret, { expiresInSeconds });
+  const ws = { ...process.env };
+  delete ws.WS_NO_BUFFER_UTIL;
+  return [
+    {
+      name: DUPLEX,
+      server: {
+        script: here('./servers/hub-server.js'),
+        env: { ...process.env, HUB_BENCH_SECRET: secret },
+        ...(profileDir ? { nodeOptions: ['--cpu-prof', '--cpu-prof-dir', profileDir] } : {}),
+      },
+      subscriberAuth: `Bearer ${subscriber}`,
+      publisherAuth: `Bearer ${publisher}`,
+    },
+    { name: NAIVE, server: { script: here('./servers/naive-ws-hub.js'), env: ws } },
+  ];
+}
+
+/** The load generator needs a descriptor per subscriber; the soft limit is what it inherits. */
+function checkDescriptorLimit(subscribers: number): void {
+  const probe = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8', timeout: 5000 });
+  const limit = Number(probe.stdout?.trim());
+  if (Number.isFinite(limit) && limit < subscribers + SPARE_FDS) {
+    throw new Error(`ulimit -n is ${limit}; ${subscribers} subscribers need at least ${subscribers + SPARE_FDS} (raise it: ulimit -n ${subscribers * 2})`);
+  }
+}
+
+async function takeSample(
+  contender: Contender, subscribers: number, round: number, rungs: number[], plan: { warmupMs: number; windowMs: number; pinning: Pinning },
+): Promise<FanoutSample> {
+  const rates = rungs.map((d) => d / subscribers);
+  const args = (port: string, serverPid: number): string[] => [
+    '--port', port,
+    '--server-pid', String(serverPid),
+    '--subscribers', String(subscribers),
+    '--rates', rates.join(','),
+    '--warmup', String(plan.warmupMs),
+    '--window', String(plan.windowMs),
+    ...(contender.subscriberAuth ? ['--subscriber-auth', contender.subscriberAuth] : []),
+    ...(contender.publisherAuth ? ['--publisher-auth', contender.publisherAuth] : []),
+  ];
+  const timeLimitMs = CONNECT_ALLOWANCE_MS + rates.length * MAX_ATTEMPTS * (plan.warmupMs + plan.windowMs + STEP_ALLOWANCE_MS);
+  try {
+    const output = await runPinned(contender.server, { script: here('./hub-fanout-load.js'), args, timeLimitMs }, plan.pinning);
+    const result = lastJsonLine<FanoutLoadResult>(output);
+    const steps = result.steps;
+    const sustained = steps.filter((s) => s.sustained);
+    const best = sustained.length === 0 ? undefined
+      : steps.indexOf(sustained.reduce((a, b) => (b.deliveriesPerSecond > a.deliveriesPerSecond ? b : a)));
+    return {
+      round, connectMs: result.connectMs, steps,
+      ...(best === undefined ? {} : { best }),
+      ...(result.error ? { error: result.error } : {}),
+    };
+  } catch (error) {
+    return { round, steps: [], error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function progress(sample: FanoutSample): string {
+  const best = sample.best === undefined ? undefined : sample.steps[sample.best]!;
+  const last = sample.steps.at(-1);
+  const bestText = best
+    ? `best sustained ${integer(best.deliveriesPerSecond)} deliveries/s (${decimal(best.rate, 1)} publishes/s, ` +
+      `p50 ${decimal(best.latency.p50, 1)} ms, p99 ${decimal(best.latency.p99, 1)} ms, hub CPU ${percent(best.serverCpu)}, load CPU ${percent(best.loadCpu)})`
+    : 'no sustained step';
+  const stop = last && !last.sustained
+    ? `; stopped at ${integer(last.offeredPerSecond)} offered: ${integer(last.deliveriesPerSecond)} delivered/s, ` +
+      `p99 ${decimal(last.latency.p99, 0)} ms, hub CPU ${percent(last.serverCpu)}${last.drained ? '' : ', backlog not drained'}` +
+      `${last.disturbed ? `, DISTURBED (other CPU ${decimal(last.otherCpu, 2)})` : ''}`
+    : '';
+  const error = sample.error ? `; ERROR ${sample.error}` : '';
+  return `${bestText}${stop}${error}`;
+}
+
+const definedValues = (values: (number | undefined)[]): number[] => values.filter((v): v is number => v !== undefined);
+
+function summarize(name: string, samples: FanoutSample[]): FanoutContenderSummary {
+  const bestSteps = samples.flatMap((s) => (s.best === undefined ? [] : [s.steps[s.best]!]));
+  const bestDeliveries = samples.map((s) => (s.best === undefined ? 0 : s.steps[s.best]!.deliveriesPerSecond));
+  return {
+    name,
+    samples,
+    bestDeliveries,
+    medianBestDeliveries: median(bestDeliveries),
+    cutShort: samples.filter((s) => s.steps.at(-1)?.disturbed === true && !s.steps.at(-1)!.sustained).length,
+    medianAtBest: {
+      publishes: median(bestSteps.map((s) => s.publishedPerSecond)),
+      p50: median(bestSteps.map((s) => s.latency.p50)),
+      p99: median(bestSteps.map((s) => s.latency.p99)),
+      serverCpu: median(definedValues(bestSteps.map((s) => s.serverCpu))),
+      loadCpu: median(bestSteps.map((s) => s.loadCpu)),
+      otherCpu: median(definedValues(bestSteps.map((s) => s.otherCpu))),
+    },
+  };
+}
+
+export function fanoutMarkdown(report: FanoutReport): string {
+  const lines: string[] = [
+    `${report.date.slice(0, 10)}, ${report.machine}, Node ${report.node}; ${report.pinning}; ` +
+      `${report.rounds} rounds; each step ${report.warmupMs} ms warm-up + ${report.windowMs} ms window.`,
+    '',
+  ];
+  for (const scenario of report.scenarios) {
+    lines.push(`${integer(scenario.subscribers)} subscribers`, '');
+    const rows = scenario.contenders.map((c) => {
+      const ok = c.bestDeliveries.filter((d) => d > 0);
+      const m = c.medianAtBest;
+      return [
+        c.name,
+        integer(c.medianBestDeliveries),
+        ok.length ? `${integer(Math.min(...ok))}–${integer(Math.max(...ok))}` : 'n/a',
+        decimal(m.publishes, 0),
+        decimal(m.p50, 1),
+        decimal(m.p99, 1),
+        percent(m.serverCpu),
+        percent(m.loadCpu),
+        percent(m.otherCpu),
+        `${ok.length}/${c.samples.length}`,
+        String(c.cutShort),
+      ];
+    });
+    lines.push(...table(
+      ['contender', 'best sustained deliveries/s (median)', 'min–max', 'publishes/s', 'p50 ms', 'p99 ms', 'hub CPU', 'load CPU', 'other CPU', 'rounds with a sustained step', 'cut short by other work'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      rows,
+    ));
+    lines.push('', `duplex hub / naive ws hub: ${scenario.ratio === null ? 'n/a' : `${decimal(scenario.ratio, 2)}×`}`, '');
+  }
+  return lines.join('\n');
+}
+
+export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
+  const rounds = options.rounds ?? (options.quick ? 2 : 3);
+  const plan = { warmupMs: options.quick ? 300 : 1000, windowMs: options.quick ? 1000 : 3000, pinning: detectPinning() };
+  const rungs = ladder(options.quick);
+  const list = contenders(options.profileDir);
+  console.log(
+    `fan-out benchmark: ${rounds} rounds; ladder ${integer(rungs[0])}…${integer(rungs.at(-1))} offered deliveries/s; ` +
+      `a step is sustained at ≥ ${SUSTAINED_SHARE * 100}% of offered with p99 ≤ ${MAX_P99_MS} ms; ${plan.pinning.note}`,
+  );
+  const scenarios: FanoutScenarioSummary[] = [];
+  for (const subscribers of options.subscribers ?? SUBSCRIBER_COUNTS) {
+    checkDescriptorLimit(subscribers);
+    console.log(`\n${integer(subscribers)} subscribers`);
+    const samples = await alternatingRounds(
+      list, rounds,
+      (contender, round) => takeSample(contender, subscribers, round, rungs, plan),
+      (contender, round, sample) => console.log(`  round ${round + 1}/${rounds} ${contender.name.padEnd(13)} ${progress(sample)}`),
+    );
+    const summaries = list.map((c) => summarize(c.name, samples.get(c.name)!));
+    const [ours, naive] = [DUPLEX, NAIVE].map((n) => summaries.find((s) => s.name === n)!.medianBestDeliveries);
+    const ratio = ours! / naive!;
+    scenarios.push({ subscribers, contenders: summaries, ratio: Number.isFinite(ratio) ? ratio : null });
+  }
+  const report: FanoutReport = {
+    date: new Date().toISOString(),
+    machine: machineDescription(),
+    node: process.version,
+    pinning: plan.pinning.note,
+    rounds,
+    warmupMs: plan.warmupMs,
+    windowMs: plan.windowMs,
+    ladder: rungs,
+    scenarios,
+  };
+  console.log(`\n${fanoutMarkdown(report)}`);
+  console.log(`results written to ${writeResults('fanout', report.date, report)}`);
+  return report;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      subscribers: { type: 'string' },
+      profile: { type: 'string' },
+    },
+  });
+  const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
+  if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 1)) throw new Error('--rounds needs a positive integer');
+  const subscribers = values.subscribers?.split(',').map(Number);
+  if (subscribers?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--subscribers needs positive integers, comma-separated');
+  await runFanout({
+    quick: values.quick ?? false,
+    ...(rounds ? { rounds } : {}),
+    ...(subscribers ? { subscribers } : {}),
+    ...(values.profile ? { profileDir: values.profile } : {}),
+  });
+}

@@ -5,9 +5,8 @@
  *   node dist/bench/fanout.js [--quick] [--rounds N] [--subscribers 1000,10000] [--profile DIR]
  *
  * Each sample is a fresh hub process on CPU 0 and a fresh load generator on CPU 1 that connects
- * the subscribers and then steps the publish rate up a ladder of offered deliveries per second
- * (hub-fanout-load.ts) until a step is not sustained. A sample's score is its best sustained
- * step. Rounds alternate the contenders (the order rotated each round); per contender the median
+ * the subscribers and then searches for the highest publish rate the hub sustains
+ * (hub-fanout-load.ts, hub-rate-search.ts). A sample's score is its best sustained step. Rounds alternate the contenders (the order rotated each round); per contender the median
  * over rounds is reported. --profile runs our hub under `node --cpu-prof` into DIR.
  * The method and the latest results are in docs/fanout.md.
  */
@@ -30,6 +29,13 @@ export interface FanoutOptions {
   subscribers?: number[];
   /** Directory for CPU profiles of our hub (node --cpu-prof); none when unset. */
   profileDir?: string;
+}
+
+interface Plan {
+  warmupMs: number;
+  windowMs: number;
+  refine: number;
+  pinning: Pinning;
 }
 
 interface Contender {
@@ -56,7 +62,7 @@ export interface FanoutContenderSummary {
   /** Per sample, its best sustained deliveries per second (0 when none was). */
   bestDeliveries: number[];
   medianBestDeliveries: number;
-  /** Samples whose ramp ended on a step that other work on the machine disturbed: their best may be too low. */
+  /** Samples with a failed step that other work on the machine disturbed: their best may be too low. */
   cutShort: number;
   /** Medians, over the samples, of the figures of each sample's best step. */
   medianAtBest: { publishes: number; p50: number; p99: number; serverCpu: number; loadCpu: number; otherCpu: number };
@@ -77,32 +83,30 @@ export interface FanoutReport {
   rounds: number;
   warmupMs: number;
   windowMs: number;
-  ladder: number[];
+  /** Offered deliveries per second of the first step, the highest allowed, and the bisections after doubling. */
+  search: { start: number; max: number; refine: number };
   scenarios: FanoutScenarioSummary[];
 }
 
 export const SUBSCRIBER_COUNTS = [1_000, 10_000];
 const DUPLEX = 'duplex hub';
 const NAIVE = 'naive ws hub';
-/** The ladder of offered deliveries per second: from LADDER_START, ×2^(1/3) (×2^(1/2) quick) a step. */
-const LADDER_START = 25_000;
-const LADDER_END = 12_000_000;
+/** The search for the best rate, in offered deliveries per second: doubling from START up to at most MAX, then REFINE bisections. */
+const SEARCH_START = 25_000;
+const SEARCH_MAX = 25_000 * 2 ** 9;
+const REFINE = 3;
+const QUICK_REFINE = 2;
 const CONNECT_ALLOWANCE_MS = 150_000;
-/** Per step beyond warm-up and window: draining (at most 10 s), waiting for a quiet machine, settling. */
-const STEP_ALLOWANCE_MS = 32_000;
+/** Per step beyond warm-up and window: draining (at most 10 s), waiting for a quiet machine (60 s), settling. */
+const STEP_ALLOWANCE_MS = 72_000;
 /** Runs of one step at most (hub-fanout-load.ts repeats disturbed ones). */
-const MAX_ATTEMPTS = 3;
+const MAX_ATTEMPTS = 4;
+/** Steps of one search at most: doublings, the one that fails, the bisections. */
+const MAX_STEPS = Math.log2(SEARCH_MAX / SEARCH_START) + 2 + REFINE;
 /** File descriptors the load generator needs beyond one per subscriber. */
 const SPARE_FDS = 100;
 
 const here = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
-
-function ladder(quick: boolean): number[] {
-  const factor = quick ? Math.SQRT2 : 2 ** (1 / 3);
-  const rungs: number[] = [];
-  for (let d = LADDER_START; d <= LADDER_END; d *= factor) rungs.push(Math.round(d / 1000) * 1000);
-  return rungs;
-}
 
 function contenders(profileDir: string | undefined): Contender[] {
   const secret = randomBytes(32).toString('base64url');
@@ -138,21 +142,20 @@ function checkDescriptorLimit(subscribers: number): void {
   }
 }
 
-async function takeSample(
-  contender: Contender, subscribers: number, round: number, rungs: number[], plan: { warmupMs: number; windowMs: number; pinning: Pinning },
-): Promise<FanoutSample> {
-  const rates = rungs.map((d) => d / subscribers);
+async function takeSample(contender: Contender, subscribers: number, round: number, plan: Plan): Promise<FanoutSample> {
   const args = (port: string, serverPid: number): string[] => [
     '--port', port,
     '--server-pid', String(serverPid),
     '--subscribers', String(subscribers),
-    '--rates', rates.join(','),
+    '--start-rate', String(SEARCH_START / subscribers),
+    '--max-rate', String(SEARCH_MAX / subscribers),
+    '--refine', String(plan.refine),
     '--warmup', String(plan.warmupMs),
     '--window', String(plan.windowMs),
     ...(contender.subscriberAuth ? ['--subscriber-auth', contender.subscriberAuth] : []),
     ...(contender.publisherAuth ? ['--publisher-auth', contender.publisherAuth] : []),
   ];
-  const timeLimitMs = CONNECT_ALLOWANCE_MS + rates.length * MAX_ATTEMPTS * (plan.warmupMs + plan.windowMs + STEP_ALLOWANCE_MS);
+  const timeLimitMs = CONNECT_ALLOWANCE_MS + MAX_STEPS * MAX_ATTEMPTS * (plan.warmupMs + plan.windowMs + STEP_ALLOWANCE_MS);
   try {
     const output = await runPinned(contender.server, { script: here('./hub-fanout-load.js'), args, timeLimitMs }, plan.pinning);
     const result = lastJsonLine<FanoutLoadResult>(output);
@@ -196,7 +199,7 @@ function summarize(name: string, samples: FanoutSample[]): FanoutContenderSummar
     samples,
     bestDeliveries,
     medianBestDeliveries: median(bestDeliveries),
-    cutShort: samples.filter((s) => s.steps.at(-1)?.disturbed === true && !s.steps.at(-1)!.sustained).length,
+    cutShort: samples.filter((s) => s.steps.some((step) => step.disturbed === true && !step.sustained)).length,
     medianAtBest: {
       publishes: median(bestSteps.map((s) => s.publishedPerSecond)),
       p50: median(bestSteps.map((s) => s.latency.p50)),
@@ -211,7 +214,8 @@ function summarize(name: string, samples: FanoutSample[]): FanoutContenderSummar
 export function fanoutMarkdown(report: FanoutReport): string {
   const lines: string[] = [
     `${report.date.slice(0, 10)}, ${report.machine}, Node ${report.node}; ${report.pinning}; ` +
-      `${report.rounds} rounds; each step ${report.warmupMs} ms warm-up + ${report.windowMs} ms window.`,
+      `${report.rounds} rounds; each step ${report.warmupMs} ms warm-up + ${report.windowMs} ms window; ` +
+      `offered deliveries/s doubled from ${integer(report.search.start)}, then ${report.search.refine} bisections.`,
     '',
   ];
   for (const scenario of report.scenarios) {
@@ -245,11 +249,15 @@ export function fanoutMarkdown(report: FanoutReport): string {
 
 export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
   const rounds = options.rounds ?? (options.quick ? 2 : 3);
-  const plan = { warmupMs: options.quick ? 300 : 1000, windowMs: options.quick ? 1000 : 3000, pinning: detectPinning() };
-  const rungs = ladder(options.quick);
+  const plan: Plan = {
+    warmupMs: options.quick ? 300 : 1000,
+    windowMs: options.quick ? 1000 : 2000,
+    refine: options.quick ? QUICK_REFINE : REFINE,
+    pinning: detectPinning(),
+  };
   const list = contenders(options.profileDir);
   console.log(
-    `fan-out benchmark: ${rounds} rounds; ladder ${integer(rungs[0])}…${integer(rungs.at(-1))} offered deliveries/s; ` +
+    `fan-out benchmark: ${rounds} rounds; offered deliveries/s doubled from ${integer(SEARCH_START)}, then ${plan.refine} bisections; ` +
       `a step is sustained at ≥ ${SUSTAINED_SHARE * 100}% of offered with p99 ≤ ${MAX_P99_MS} ms; ${plan.pinning.note}`,
   );
   const scenarios: FanoutScenarioSummary[] = [];
@@ -258,7 +266,7 @@ export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
     console.log(`\n${integer(subscribers)} subscribers`);
     const samples = await alternatingRounds(
       list, rounds,
-      (contender, round) => takeSample(contender, subscribers, round, rungs, plan),
+      (contender, round) => takeSample(contender, subscribers, round, plan),
       (contender, round, sample) => console.log(`  round ${round + 1}/${rounds} ${contender.name.padEnd(13)} ${progress(sample)}`),
     );
     const summaries = list.map((c) => summarize(c.name, samples.get(c.name)!));
@@ -274,7 +282,7 @@ export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
     rounds,
     warmupMs: plan.warmupMs,
     windowMs: plan.windowMs,
-    ladder: rungs,
+    search: { start: SEARCH_START, max: SEARCH_MAX, refine: plan.refine },
     scenarios,
   };
   console.log(`\n${fanoutMarkdown(report)}`);

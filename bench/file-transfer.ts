@@ -100,12 +100,27 @@ function pinned(pinning: Pinning, cpu: number, command: string, args: string[]):
   return pinning.pinned ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args];
 }
 
+function tryFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A port for nc to listen on; retried, since other load on the machine may use up ephemeral ports for a while. */
 async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await tryFreePort();
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(250);
+    }
+  }
 }
 
 /** Whether something listens on 127.0.0.1:port, from /proc: connecting would use up nc's one accept. */

@@ -65,6 +65,8 @@ function contenders(): { list: Contender[]; notes: string[] } {
   if (existsSync(here('../src/websocket/server.js'))) list.push({ name: 'duplex', script: here('./servers/duplex-idle.js') });
   else notes.push('duplex skipped: dist/src/websocket/server.js is not built yet');
   list.push({ name: 'ws', script: here('./servers/ws-idle.js') });
+  // Not a WebSocket server: the least any server on Node's sockets can cost (servers/net-upgrade.ts).
+  list.push({ name: 'net-floor', script: here('./servers/net-upgrade.js') });
   return { list, notes };
 }
 
@@ -155,7 +157,7 @@ export async function runHandshakes(options: SuiteOptions): Promise<HandshakeRep
     list,
     rounds,
     (contender, round) => sampleOnce(contender, round, pinning, warmupMs, durationMs),
-    (contender, round, sample) => console.log(`  round ${round + 1}/${rounds} ${contender.name.padEnd(7)} ${progress(sample)}`),
+    (contender, round, sample) => console.log(`  round ${round + 1}/${rounds} ${contender.name.padEnd(9)} ${progress(sample)}`),
   );
   const summaries = list.map((c) => summarize(c.name, samples.get(c.name)!));
   const rate = (name: string): number => summaries.find((s) => s.name === name)?.medianHandshakesPerSecond ?? Number.NaN;

@@ -2,9 +2,11 @@
  * Fan-out load generator: N subscribers on one channel and one publisher, in this one process,
  * with the publish rate stepped up a ladder.
  *
- *   node dist/bench/hub-fanout-load.js --port P --subscribers N --rates 10,20,40 (publishes/s)
- *        [--warmup 500] [--window 2000] [--subscriber-auth 'Bearer …'] [--publisher-auth 'Bearer …']
- *        [--server-pid PID]
+ *   node dist/bench/hub-fanout-load.js --port P --subscribers N --start-rate 25 --max-rate 12000
+ *        [--refine 3] [--warmup 500] [--window 2000] [--subscriber-auth 'Bearer …']
+ *        [--publisher-auth 'Bearer …'] [--server-pid PID]
+ *
+ * Rates are publishes per second; hub-rate-search.ts chooses the steps between them.
  *
  * Subscribers must cost far less per delivery than the hub: each is a raw socket read into one
  * shared buffer (net's `onread`, no stream machinery, no allocation per read) whose frames are
@@ -15,9 +17,9 @@
  * Each step: publish at the step's rate, warm up, measure a window (deliveries counted at the
  * subscribers, latency of the messages sent in the window), stop publishing, then wait until every
  * subscriber has every message, so late deliveries still count in the latency and no step leaks
- * into the next. The ladder stops at the first step that is not sustained: fewer than
- * SUSTAINED_SHARE of the offered deliveries per second, a p99 over MAX_P99_MS, a backlog that does
- * not drain, or a lost subscriber. With the hub's PID, each window's CPU is measured (the hub's,
+ * into the next. A step is not sustained with fewer than SUSTAINED_SHARE of the offered deliveries
+ * per second, a p99 over MAX_P99_MS, a backlog that does not drain, or a lost subscriber (which
+ * ends the search). With the hub's PID, each window's CPU is measured (the hub's,
  * ours, the rest of the machine's), and a step that other work on the machine disturbed is run
  * again, up to MAX_ATTEMPTS times.
  *
@@ -30,6 +32,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FANOUT_CHANNEL, FANOUT_DATA_SIZE, MAX_P99_MS, SUSTAINED_SHARE, type FanoutLoadResult, type FanoutStep } from './hub-fanout-result.js';
 import { LatencyRecorder } from './hub-latency.js';
 import { PacedPublisher } from './hub-publisher.js';
+import { searchRate } from './hub-rate-search.js';
 import { nowMicros, sentMicrosIn } from './hub-timed-data.js';
 import { ServerFrameReader, textFrame, upgradeRequest, UpgradeResponse } from './hub-wire.js';
 import { WindowCpuMeter } from './hub-window-cpu.js';
@@ -41,7 +44,7 @@ const CONNECT_TIMEOUT_MS = 120_000;
 const DRAIN_TIMEOUT_MS = 10_000;
 const DRAIN_POLL_MS = 10;
 const SETTLE_MS = 300;
-const MAX_ATTEMPTS = 3;
+const MAX_ATTEMPTS = 4;
 const QUIET_WAIT_MS = 60_000;
 /** Ephemeral ports per local address we allow ourselves before moving to the next 127.0.0.x. */
 const PORTS_PER_ADDRESS = 20_000;
@@ -49,7 +52,9 @@ const PORTS_PER_ADDRESS = 20_000;
 interface Options {
   port: number;
   subscribers: number;
-  rates: number[];
+  startRate: number;
+  maxRate: number;
+  refine: number;
   warmupMs: number;
   windowMs: number;
   subscriberAuth?: string;
@@ -79,7 +84,9 @@ function parseOptions(): Options {
     options: {
       port: { type: 'string' },
       subscribers: { type: 'string' },
-      rates: { type: 'string' },
+      'start-rate': { type: 'string' },
+      'max-rate': { type: 'string' },
+      refine: { type: 'string', default: '3' },
       warmup: { type: 'string', default: '500' },
       window: { type: 'string', default: '2000' },
       'subscriber-auth': { type: 'string' },
@@ -95,7 +102,9 @@ function parseOptions(): Options {
   return {
     port: positive('port', values.port),
     subscribers: positive('subscribers', values.subscribers),
-    rates: (values.rates ?? '').split(',').map((r) => positive('rates', r)),
+    startRate: positive('start-rate', values['start-rate']),
+    maxRate: positive('max-rate', values['max-rate']),
+    refine: Number(values.refine),
     warmupMs: positive('warmup', values.warmup),
     windowMs: positive('window', values.window),
     ...(values['subscriber-auth'] ? { subscriberAuth: values['subscriber-auth'] } : {}),
@@ -158,9 +167,12 @@ function subscribe(options: Options, index: number, sampled: boolean): Promise<n
       reader.push(buffer, 0, length);
       return true;
     };
-    const localAddress = `127.0.0.${1 + Math.floor(index / PORTS_PER_ADDRESS)}`;
+    // Binding to a local address takes a port no other socket holds, even in TIME_WAIT, so only the
+    // subscribers beyond the first block do it; the first block lets connect() pick a port.
+    const block = Math.floor(index / PORTS_PER_ADDRESS);
     const socket = net.connect({
-      host: '127.0.0.1', port: options.port, localAddress, onread: { buffer: READ_BUFFER, callback: onRead },
+      host: '127.0.0.1', port: options.port, onread: { buffer: READ_BUFFER, callback: onRead },
+      ...(block === 0 ? {} : { localAddress: `127.0.0.${1 + block}` }),
     });
     socket.setNoDelay(true);
     socket.once('connect', () => socket.write(upgradeRequest(options.port, authHeaders(options.subscriberAuth))));
@@ -265,13 +277,13 @@ async function main(): Promise<void> {
   const result: FanoutLoadResult = { subscribers: options.subscribers, connectMs: Date.now() - connectStart, steps: [] };
   await sleep(SETTLE_MS);
 
-  for (const rate of options.rates) {
+  await searchRate(options.startRate, options.maxRate, options.refine, async (rate) => {
     const step = await runStep(options, publisher, rate);
     result.steps.push(step);
     console.log(`STEP ${JSON.stringify(step)}`);
-    if (!step.sustained) break;
     await sleep(SETTLE_MS);
-  }
+    return step.error !== undefined ? 'fatal' : step.sustained ? 'sustained' : 'failed';
+  });
   if (failure !== null) result.error = failure;
   publisher.close();
   for (const socket of sockets) socket.destroy();

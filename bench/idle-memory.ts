@@ -93,6 +93,8 @@ function contenders(): { list: Contender[]; notes: string[] } {
   if (existsSync(here('../src/websocket/server.js'))) list.push({ name: 'duplex', script: here('./servers/duplex-idle.js') });
   else notes.push('duplex skipped: dist/src/websocket/server.js is not built yet');
   list.push({ name: 'ws', script: here('./servers/ws-idle.js') });
+  // Not a WebSocket server: the least any server on Node's sockets can cost (servers/net-upgrade.ts).
+  list.push({ name: 'net-floor', script: here('./servers/net-upgrade.js') });
   return { list, notes };
 }
 
@@ -275,7 +277,7 @@ export async function runIdleMemory(options: SuiteOptions): Promise<MemoryReport
       (contender, round, sample) => {
         const p = sample.perConnection;
         const text = p ? `RSS ${kib(p.rss)} KiB, heapUsed ${kib(p.heapUsed)} KiB, external ${kib(p.external)} KiB per connection` : `FAILED: ${sample.error}`;
-        console.log(`  round ${round + 1}/${rounds} ${contender.name.padEnd(7)} ${text}`);
+        console.log(`  round ${round + 1}/${rounds} ${contender.name.padEnd(9)} ${text}`);
       },
     );
     const summaries = list.map((c) => summarize(c.name, samples.get(c.name)!));

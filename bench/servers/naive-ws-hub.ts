@@ -64,3 +64,7 @@ wss.on('connection', (ws) => {
   });
 });
 wss.on('listening', () => announceReady(wss.address()));
+wss.on('error', (error) => {
+  console.error(`naive-ws-hub: ${error.message}`);
+  process.exit(1);
+});

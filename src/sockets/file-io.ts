@@ -6,7 +6,7 @@
 import type { FileHandle } from 'node:fs/promises';
 
 /** Read size: large enough that per-chunk costs vanish next to hashing and copying. */
-export const CHUNK_BYTES = 1 << 20;
+const CHUNK_BYTES = 1 << 20;
 /** Queued bytes above which the writer asks its producer to pause. */
 const HIGH_WATER_BYTES = 4 << 20;
 

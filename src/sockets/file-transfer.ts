@@ -412,6 +412,7 @@ class Incoming implements SenderStreamHandler {
   private part = '';
   private file: FileHandle | undefined;
   private writer: OrderedWriter | undefined;
+  private preparing: Promise<void> | undefined;
   private hash = createHash('sha256');
   private offered = 0;
   private offset = 0;
@@ -432,7 +433,7 @@ class Incoming implements SenderStreamHandler {
   header(header: Header): void {
     this.announced = header;
     this.phase = 'preparing';
-    this.prepare(header).catch((err) => this.refuse(err));
+    this.preparing = this.prepare(header).catch((err) => this.refuse(err));
   }
 
   start(offset: number): void {
@@ -489,10 +490,9 @@ class Incoming implements SenderStreamHandler {
     const partSize = (await lstatIfAny(this.part))?.size ?? 0;
     await ensureSpace(this.receiver.dir, partSize <= size ? size - partSize : size);
     // O_NOFOLLOW: a symbolic link planted as NAME.part must not redirect our writes.
-    const file = await open(this.part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW);
-    if (this.phase !== 'preparing') return file.close();
-    this.file = file;
+    this.file = await open(this.part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW);
     const offered = await keepAliveWhile(this.socket, this.resumable(size));
+    // Lost meanwhile: wrapUp(), which waits for us, closes the file.
     if (this.phase !== 'preparing') return;
     this.offered = offered;
     this.phase = 'ready';
@@ -521,7 +521,7 @@ class Incoming implements SenderStreamHandler {
     }
     await keepAliveWhile(this.socket, publish(this.part, path.join(this.receiver.dir, name), overwrite));
     this.phase = 'over';
-    this.socket.end(encodeDone(actual));
+    if (this.socket.writable) this.socket.end(encodeDone(actual));
     this.release();
     const info: ReceivedInfo = { name, size, offset: this.offset, remote: this.remote, sha256: actual.toString('hex'), durationMs: performance.now() - this.startedAt };
     this.receiver.emit('received', info);
@@ -550,6 +550,8 @@ class Incoming implements SenderStreamHandler {
   private async wrapUp(code: FileTransferErrorCode, message: string): Promise<void> {
     let kept: number | undefined;
     try {
+      // Whatever the header checks opened is ours to close, and the name ours until then.
+      await this.preparing;
       kept = await this.closeFile(false);
       if (kept === 0) await unlink(this.part);
     } catch {

@@ -5,3 +5,4 @@ export * from './framed-socket.js';
 export * from './tcp-client.js';
 export * from './tcp-server.js';
 export * from './udp.js';
+export { FileReceiver, FileTransferError, sendFile, type FailureInfo, type FileReceiverOptions, type FileTransferErrorCode, type ReceivedInfo, type SendFileOptions, type SendResult, type TransferInfo } from './file-transfer.js';

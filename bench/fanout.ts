@@ -66,6 +66,8 @@ export interface FanoutContenderSummary {
   cutShort: number;
   /** Medians, over the samples, of the figures of each sample's best step. */
   medianAtBest: { publishes: number; p50: number; p99: number; serverCpu: number; loadCpu: number; otherCpu: number };
+  /** Per offered deliveries/s of the doubling steps (the same for every contender): medians over the samples that sustained it. */
+  atLoad: { offered: number; p50: number; p99: number; serverCpu: number }[];
 }
 
 export interface FanoutScenarioSummary {
@@ -208,7 +210,41 @@ function summarize(name: string, samples: FanoutSample[]): FanoutContenderSummar
       loadCpu: median(bestSteps.map((s) => s.loadCpu)),
       otherCpu: median(definedValues(bestSteps.map((s) => s.otherCpu))),
     },
+    atLoad: latencyAtLoad(samples),
   };
+}
+
+function latencyAtLoad(samples: FanoutSample[]): FanoutContenderSummary['atLoad'] {
+  const byOffered = new Map<number, FanoutStep[]>();
+  for (const step of samples.flatMap((s) => s.steps)) {
+    // Only the doubling steps: bisection rates differ from sample to sample.
+    const doublings = Math.log2(step.offeredPerSecond / SEARCH_START);
+    if (!step.sustained || Math.abs(doublings - Math.round(doublings)) > 1e-9) continue;
+    const offered = Math.round(step.offeredPerSecond);
+    byOffered.set(offered, [...(byOffered.get(offered) ?? []), step]);
+  }
+  return [...byOffered].sort(([a], [b]) => a - b).map(([offered, steps]) => ({
+    offered,
+    p50: median(steps.map((s) => s.latency.p50)),
+    p99: median(steps.map((s) => s.latency.p99)),
+    serverCpu: median(definedValues(steps.map((s) => s.serverCpu))),
+  }));
+}
+
+/** p50 / p99 and hub CPU at the offered loads every contender sustained in some sample. */
+function atLoadTable(scenario: FanoutScenarioSummary): string[] {
+  const [first, ...rest] = scenario.contenders;
+  if (!first) return [];
+  const offered = first.atLoad.map((l) => l.offered).filter((o) => rest.every((c) => c.atLoad.some((l) => l.offered === o)));
+  const cell = (c: FanoutContenderSummary, o: number): string[] => {
+    const l = c.atLoad.find((x) => x.offered === o)!;
+    return [`${decimal(l.p50, 1)} / ${decimal(l.p99, 1)}`, percent(l.serverCpu)];
+  };
+  return table(
+    ['offered deliveries/s', ...scenario.contenders.flatMap((c) => [`${c.name} p50 / p99 ms`, `${c.name} CPU`])],
+    ['r', ...scenario.contenders.flatMap((): ('l' | 'r')[] => ['r', 'r'])],
+    offered.map((o) => [integer(o), ...scenario.contenders.flatMap((c) => cell(c, o))]),
+  );
 }
 
 export function fanoutMarkdown(report: FanoutReport): string {
@@ -243,6 +279,7 @@ export function fanoutMarkdown(report: FanoutReport): string {
       rows,
     ));
     lines.push('', `duplex hub / naive ws hub: ${scenario.ratio === null ? 'n/a' : `${decimal(scenario.ratio, 2)}×`}`, '');
+    lines.push('Latency at equal load (medians over the rounds that sustained it):', '', ...atLoadTable(scenario), '');
   }
   return lines.join('\n');
 }
@@ -285,8 +322,8 @@ export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
     search: { start: SEARCH_START, max: SEARCH_MAX, refine: plan.refine },
     scenarios,
   };
-  console.log(`\n${fanoutMarkdown(report)}`);
   console.log(`results written to ${writeResults('fanout', report.date, report)}`);
+  console.log(`\n${fanoutMarkdown(report)}`);
   return report;
 }
 

@@ -106,8 +106,11 @@ export class ServerFrameReader {
   private filled = 0;
   private dead = false;
 
-  /** Whether text payloads are gathered and handed over; may change between messages. */
-  constructor(private readonly handler: FrameHandler, public capture: boolean) {}
+  constructor(
+    private readonly handler: FrameHandler,
+    /** Whether text payloads are gathered and handed over; may change between messages. */
+    public capture: boolean,
+  ) {}
 
   /** Feeds bytes `data[start..end)`; `data` may be reused by the caller afterwards. */
   push(data: Buffer, start: number, end: number): void {

@@ -37,7 +37,8 @@ interface PerConnection {
   external: number;
 }
 
-type Ratios = Pick<PerConnection, 'rss' | 'heapUsed'>;
+/** Ratios of medians to ws's, per contender, for RSS and heapUsed (ws's external is about 0: no ratio). */
+type Ratios = Record<string, Pick<PerConnection, 'rss' | 'heapUsed'>>;
 
 interface MemorySample {
   round: number;
@@ -64,7 +65,7 @@ export interface MemoryReport {
   clientProcesses: number;
   idleMs: number;
   notes: string[];
-  variants: { variant: Variant; contenders: ContenderSummary[]; ratios: Ratios | null }[];
+  variants: { variant: Variant; contenders: ContenderSummary[]; ratios: Ratios }[];
 }
 
 const VARIANTS: Variant[] = [
@@ -209,12 +210,14 @@ function summarize(name: string, samples: MemorySample[]): ContenderSummary {
   };
 }
 
-/** duplex/ws for RSS and heapUsed; external is left out, as ws's is about 0 and makes the ratio meaningless. */
-function ratiosOf(summaries: ContenderSummary[]): Ratios | null {
-  const ours = summaries.find((s) => s.name === 'duplex')?.median;
-  const theirs = summaries.find((s) => s.name === 'ws')?.median;
-  if (!ours || !theirs) return null;
-  return { rss: ours.rss / theirs.rss, heapUsed: ours.heapUsed / theirs.heapUsed };
+function ratiosOf(summaries: ContenderSummary[]): Ratios {
+  const ws = summaries.find((s) => s.name === 'ws')?.median;
+  const ratios: Ratios = {};
+  if (!ws) return ratios;
+  for (const { name, median: m } of summaries) {
+    if (name !== 'ws') ratios[`${name}/ws`] = { rss: m.rss / ws.rss, heapUsed: m.heapUsed / ws.heapUsed };
+  }
+  return ratios;
 }
 
 const kib = (bytes: number): string => decimal(bytes / 1024, 2);
@@ -246,10 +249,17 @@ export function memoryMarkdown(report: MemoryReport): string {
       }),
     ));
   }
+  const names = Object.keys(report.variants[0]?.ratios ?? {});
   lines.push('', ...table(
-    ['duplex/ws (ratio of medians)', ...report.variants.map((v) => v.variant.title.split(' ')[0]!), 'target'],
+    ['ratio of medians', ...report.variants.map((v) => v.variant.title.split(' ')[0]!), 'target'],
     ['l', ...report.variants.map((): 'r' => 'r'), 'r'],
-    (['rss', 'heapUsed'] as const).map((key) => [key, ...report.variants.map((v) => decimal(v.ratios?.[key], 2)), `≤ ${TARGET}`]),
+    names.flatMap((name) =>
+      (['rss', 'heapUsed'] as const).map((key) => [
+        `${name} ${key}`,
+        ...report.variants.map((v) => decimal(v.ratios[name]?.[key], 2)),
+        name === 'duplex/ws' ? `≤ ${TARGET}` : '',
+      ]),
+    ),
   ));
   const failures = report.variants.flatMap(({ variant, contenders: summaries }) =>
     summaries.flatMap((s) => s.samples.filter((x) => x.error !== undefined).map((x) => `- ${variant.title.split(' ')[0]} ${s.name} round ${x.round + 1}: ${x.error}`)),

@@ -401,7 +401,8 @@ export class WebSocket extends EventHost<WebSocketEvents> {
     // not destroy data still waiting to be read; once it has all been read, our side ends too.
     socket.on('end', () => socket.end());
     // Frames that came with the handshake are read after 'open' / 'connection' have been handled.
-    if (head.length > 0) process.nextTick(() => this.onData(head));
+    // `head` goes as an argument: captured, it would stay alive with the socket listeners' shared scope.
+    if (head.length > 0) process.nextTick((ws: WebSocket, bytes: Buffer) => ws.onData(bytes), this, head);
     this.lastReceived = Date.now();
     if (this.role === 'client') {
       const beat = options.heartbeat;

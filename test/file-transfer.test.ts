@@ -306,6 +306,16 @@ describe('file transfer', () => {
     assert.deepEqual(readdirSync(dir), []);
   });
 
+  test('a sender that hangs up right after its header leaves nothing behind', async () => {
+    const { port, dir, nextFailure } = await startReceiver(scratch('dst'));
+    const raw = await RawSender.connect(port);
+    const failed = nextFailure();
+    raw.send(encodeHeader({ name: 'gone.bin', size: 10, overwrite: false }));
+    raw.socket.end();
+    assert.equal((await failed).code, 'interrupted');
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
   test('a sender that cannot reach the receiver or read its file fails with a clear code', async () => {
     const { port, receiver } = await startReceiver(scratch('dst'));
     await receiver.close();

@@ -6,8 +6,9 @@
  *
  * Each sample is a fresh hub process on CPU 0 and a fresh load generator on CPU 1 that connects
  * the subscribers and then searches for the highest publish rate the hub sustains
- * (hub-fanout-load.ts, hub-rate-search.ts). A sample's score is its best sustained step. Rounds alternate the contenders (the order rotated each round); per contender the median
- * over rounds is reported. --profile runs our hub under `node --cpu-prof` into DIR.
+ * (hub-fanout-load.ts, hub-rate-search.ts). A sample's score is its best sustained step. Rounds
+ * alternate the contenders (the order rotated each round); per contender the median over rounds
+ * is reported. --profile runs our hub under `node --cpu-prof` into DIR.
  * The method and the latest results are in docs/fanout.md.
  */
 import { randomBytes } from 'node:crypto';
@@ -46,7 +47,7 @@ interface Contender {
   publisherAuth?: string;
 }
 
-/** One sample: the whole ramp against one fresh server, with the hub's CPU in each window. */
+/** One sample: the whole search against one fresh server. */
 export interface FanoutSample {
   round: number;
   connectMs?: number;
@@ -65,9 +66,11 @@ export interface FanoutContenderSummary {
   /** Samples with a failed step that other work on the machine disturbed: their best may be too low. */
   cutShort: number;
   /** Medians, over the samples, of the figures of each sample's best step. */
-  medianAtBest: { publishes: number; p50: number; p99: number; serverCpu: number; loadCpu: number; otherCpu: number };
+  medianAtBest: {
+    publishes: number; messagesPerRead: number; p50: number; p99: number; serverCpu: number; loadCpu: number; otherCpu: number;
+  };
   /** Per offered deliveries/s of the doubling steps (the same for every contender): medians over the samples that sustained it. */
-  atLoad: { offered: number; p50: number; p99: number; serverCpu: number }[];
+  atLoad: { offered: number; p50: number; p99: number; serverCpu: number; messagesPerRead: number }[];
 }
 
 export interface FanoutScenarioSummary {
@@ -95,7 +98,7 @@ const DUPLEX = 'duplex hub';
 const NAIVE = 'naive ws hub';
 /** The search for the best rate, in offered deliveries per second: doubling from START up to at most MAX, then REFINE bisections. */
 const SEARCH_START = 25_000;
-const SEARCH_MAX = 25_000 * 2 ** 9;
+const SEARCH_MAX = SEARCH_START * 2 ** 9;
 const REFINE = 3;
 const QUICK_REFINE = 2;
 const CONNECT_ALLOWANCE_MS = 150_000;
@@ -179,11 +182,11 @@ function progress(sample: FanoutSample): string {
   const best = sample.best === undefined ? undefined : sample.steps[sample.best]!;
   const last = sample.steps.at(-1);
   const bestText = best
-    ? `best sustained ${integer(best.deliveriesPerSecond)} deliveries/s (${decimal(best.rate, 1)} publishes/s, ` +
+    ? `best sustained ${integer(best.deliveriesPerSecond)} deliveries/s (${decimal(best.rate, 1)} publishes/s, ${decimal(best.messagesPerRead, 1)} msgs/read, ` +
       `p50 ${decimal(best.latency.p50, 1)} ms, p99 ${decimal(best.latency.p99, 1)} ms, hub CPU ${percent(best.serverCpu)}, load CPU ${percent(best.loadCpu)})`
     : 'no sustained step';
   const stop = last && !last.sustained
-    ? `; stopped at ${integer(last.offeredPerSecond)} offered: ${integer(last.deliveriesPerSecond)} delivered/s, ` +
+    ? `; last step, not sustained: ${integer(last.offeredPerSecond)} offered, ${integer(last.deliveriesPerSecond)} delivered/s, ` +
       `p99 ${decimal(last.latency.p99, 0)} ms, hub CPU ${percent(last.serverCpu)}${last.drained ? '' : ', backlog not drained'}` +
       `${last.disturbed ? `, DISTURBED (other CPU ${decimal(last.otherCpu, 2)})` : ''}`
     : '';
@@ -204,6 +207,7 @@ function summarize(name: string, samples: FanoutSample[]): FanoutContenderSummar
     cutShort: samples.filter((s) => s.steps.some((step) => step.disturbed === true && !step.sustained)).length,
     medianAtBest: {
       publishes: median(bestSteps.map((s) => s.publishedPerSecond)),
+      messagesPerRead: median(bestSteps.map((s) => s.messagesPerRead)),
       p50: median(bestSteps.map((s) => s.latency.p50)),
       p99: median(bestSteps.map((s) => s.latency.p99)),
       serverCpu: median(definedValues(bestSteps.map((s) => s.serverCpu))),
@@ -228,22 +232,22 @@ function latencyAtLoad(samples: FanoutSample[]): FanoutContenderSummary['atLoad'
     p50: median(steps.map((s) => s.latency.p50)),
     p99: median(steps.map((s) => s.latency.p99)),
     serverCpu: median(definedValues(steps.map((s) => s.serverCpu))),
+    messagesPerRead: median(steps.map((s) => s.messagesPerRead)),
   }));
 }
 
-/** p50 / p99 and hub CPU at the offered loads every contender sustained in some sample. */
+/** p50 / p99, hub CPU and messages per read at each offered load some contender sustained; "—" where one did not. */
 function atLoadTable(scenario: FanoutScenarioSummary): string[] {
-  const [first, ...rest] = scenario.contenders;
-  if (!first) return [];
-  const offered = first.atLoad.map((l) => l.offered).filter((o) => rest.every((c) => c.atLoad.some((l) => l.offered === o)));
-  const cell = (c: FanoutContenderSummary, o: number): string[] => {
-    const l = c.atLoad.find((x) => x.offered === o)!;
-    return [`${decimal(l.p50, 1)} / ${decimal(l.p99, 1)}`, percent(l.serverCpu)];
+  const offered = [...new Set(scenario.contenders.flatMap((c) => c.atLoad.map((l) => l.offered)))].sort((a, b) => a - b);
+  const cells = (c: FanoutContenderSummary, o: number): string[] => {
+    const l = c.atLoad.find((x) => x.offered === o);
+    if (!l) return ['—', '—', '—'];
+    return [`${decimal(l.p50, 1)} / ${decimal(l.p99, 1)}`, percent(l.serverCpu), decimal(l.messagesPerRead, 1)];
   };
   return table(
-    ['offered deliveries/s', ...scenario.contenders.flatMap((c) => [`${c.name} p50 / p99 ms`, `${c.name} CPU`])],
-    ['r', ...scenario.contenders.flatMap((): ('l' | 'r')[] => ['r', 'r'])],
-    offered.map((o) => [integer(o), ...scenario.contenders.flatMap((c) => cell(c, o))]),
+    ['offered deliveries/s', ...scenario.contenders.flatMap((c) => [`${c.name} p50 / p99 ms`, `${c.name} CPU`, `${c.name} msgs/read`])],
+    ['r', ...scenario.contenders.flatMap((): ('l' | 'r')[] => ['r', 'r', 'r'])],
+    offered.map((o) => [integer(o), ...scenario.contenders.flatMap((c) => cells(c, o))]),
   );
 }
 
@@ -264,6 +268,7 @@ export function fanoutMarkdown(report: FanoutReport): string {
         integer(c.medianBestDeliveries),
         ok.length ? `${integer(Math.min(...ok))}–${integer(Math.max(...ok))}` : 'n/a',
         decimal(m.publishes, 0),
+        decimal(m.messagesPerRead, 1),
         decimal(m.p50, 1),
         decimal(m.p99, 1),
         percent(m.serverCpu),
@@ -274,12 +279,12 @@ export function fanoutMarkdown(report: FanoutReport): string {
       ];
     });
     lines.push(...table(
-      ['contender', 'best sustained deliveries/s (median)', 'min–max', 'publishes/s', 'p50 ms', 'p99 ms', 'hub CPU', 'load CPU', 'other CPU', 'rounds with a sustained step', 'cut short by other work'],
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['contender', 'best sustained deliveries/s (median)', 'min–max', 'publishes/s', 'messages per read', 'p50 ms', 'p99 ms', 'hub CPU', 'load CPU', 'other CPU', 'rounds with a sustained step', 'cut short by other work'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       rows,
     ));
     lines.push('', `duplex hub / naive ws hub: ${scenario.ratio === null ? 'n/a' : `${decimal(scenario.ratio, 2)}×`}`, '');
-    lines.push('Latency at equal load (medians over the rounds that sustained it):', '', ...atLoadTable(scenario), '');
+    lines.push('At equal offered load (the doubling steps; medians over the rounds that sustained them):', '', ...atLoadTable(scenario), '');
   }
   return lines.join('\n');
 }
@@ -287,8 +292,8 @@ export function fanoutMarkdown(report: FanoutReport): string {
 export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
   const rounds = options.rounds ?? (options.quick ? 2 : 3);
   const plan: Plan = {
-    warmupMs: options.quick ? 300 : 1000,
-    windowMs: options.quick ? 1000 : 2000,
+    warmupMs: options.quick ? 500 : 1000,
+    windowMs: options.quick ? 1500 : 2000,
     refine: options.quick ? QUICK_REFINE : REFINE,
     pinning: detectPinning(),
   };

@@ -1,6 +1,6 @@
 /**
  * Fan-out load generator: N subscribers on one channel and one publisher, in this one process,
- * with the publish rate stepped up a ladder.
+ * searching for the highest publish rate the hub sustains.
  *
  *   node dist/bench/hub-fanout-load.js --port P --subscribers N --start-rate 25 --max-rate 12000
  *        [--refine 3] [--warmup 500] [--window 2000] [--subscriber-auth 'Bearer …']
@@ -65,6 +65,8 @@ interface Options {
 
 // Counters shared by every subscriber: one process, one thread, no contention.
 let delivered = 0;
+// Socket reads by subscribers: deliveries per read show how many messages the hub's writes carry.
+let reads = 0;
 let failure: string | null = null;
 const latencies = { recorder: new LatencyRecorder(), from: Infinity, to: Infinity };
 
@@ -164,6 +166,7 @@ function subscribe(options: Options, index: number, sampled: boolean): Promise<n
         return true;
       }
       if (sampled) receivedAt = nowMicros();
+      reads++;
       reader.push(buffer, 0, length);
       return true;
     };
@@ -220,6 +223,7 @@ async function measureStep(options: Options, publisher: PacedPublisher, rate: nu
 
   latencies.from = nowMicros();
   const startDelivered = delivered;
+  const startReads = reads;
   const startPublished = publisher.published;
   const meter = new WindowCpuMeter(options.serverPid);
   const startTime = performance.now();
@@ -227,6 +231,7 @@ async function measureStep(options: Options, publisher: PacedPublisher, rate: nu
   const seconds = (performance.now() - startTime) / 1000;
   const cpu = meter.read();
   const windowDelivered = delivered - startDelivered;
+  const windowReads = reads - startReads;
   const windowPublished = publisher.published - startPublished;
   latencies.to = nowMicros();
 
@@ -242,6 +247,7 @@ async function measureStep(options: Options, publisher: PacedPublisher, rate: nu
     offeredPerSecond: rate * n,
     publishedPerSecond: windowPublished / seconds,
     deliveriesPerSecond: windowDelivered / seconds,
+    messagesPerRead: windowReads === 0 ? 0 : windowDelivered / windowReads,
     latency,
     drained,
     drainMs: ms,

@@ -21,6 +21,11 @@ export interface FanoutStep {
   publishedPerSecond: number;
   /** Messages received by all subscribers together, per second of the window. */
   deliveriesPerSecond: number;
+  /**
+   * Messages per socket read at the subscribers: at least as many as each hub write carried (more
+   * when the load generator fell behind and a read took several writes).
+   */
+  messagesPerRead: number;
   /** Of the messages published in the window, as seen by the sampled subscribers. */
   latency: LatencySummary;
   /** Every subscriber had every message soon after publishing stopped. */

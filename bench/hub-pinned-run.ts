@@ -18,8 +18,6 @@ export interface HubLoad {
   script: string;
   args(port: string, serverPid: number): string[];
   timeLimitMs: number;
-  /** Called with each stdout line as it arrives, for progress. */
-  onLine?: (line: string) => void;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -35,7 +33,7 @@ export async function runPinned(server: HubServer, load: HubLoad, pinning: Pinni
   try {
     const [, port] = await waitForLine(serverChild, /^READY (\d+)$/, READY_TIMEOUT_MS);
     const [loadCommand, loadArgs] = pinning.nodeCommand(LOAD_CPU, [load.script, ...load.args(port!, serverChild.process.pid!)]);
-    return await collectOutput(spawnChild(loadCommand, loadArgs), load.timeLimitMs, load.onLine);
+    return await collectOutput(spawnChild(loadCommand, loadArgs), load.timeLimitMs);
   } finally {
     await stopChild(serverChild, STOP_TIMEOUT_MS);
   }

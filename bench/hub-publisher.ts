@@ -20,10 +20,8 @@ const MAX_QUEUED = 4 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export class PacedPublisher {
-  /** Messages written to the socket so far. */
+  /** Messages written to the socket so far; below the schedule after a stall or on a hub that stopped reading. */
   published = 0;
-  /** Messages the schedule wanted but that were not written (backlog on the socket, or a stall). */
-  skipped = 0;
   private timer: NodeJS.Timeout | null = null;
   private failure: string | null = null;
 
@@ -88,17 +86,12 @@ export class PacedPublisher {
     this.stop();
     const start = performance.now();
     const end = this.published + total;
+    const catchUp = Math.max(1, Math.ceil((rate * MAX_CATCH_UP_MS) / 1000));
     let scheduled = 0;
     this.timer = setInterval(() => {
       const due = Math.floor(((performance.now() - start) * rate) / 1000);
-      let count = due - scheduled;
+      const count = Math.min(due - scheduled, catchUp, end - this.published);
       scheduled = due;
-      const limit = Math.max(1, Math.ceil((rate * MAX_CATCH_UP_MS) / 1000));
-      if (count > limit) {
-        this.skipped += count - limit;
-        count = limit;
-      }
-      count = Math.min(count, end - this.published);
       if (count > 0) this.send(count);
       if (this.published >= end) this.stop();
     }, TICK_MS);
@@ -115,10 +108,7 @@ export class PacedPublisher {
   }
 
   private send(count: number): void {
-    if (this.socket.writableLength > MAX_QUEUED || this.failure !== null) {
-      this.skipped += count;
-      return;
-    }
+    if (this.socket.writableLength > MAX_QUEUED || this.failure !== null) return;
     const frames: Buffer[] = [];
     for (let i = 0; i < count; i++) {
       const data = timedData(nowMicros(), this.dataSize);

@@ -58,6 +58,7 @@ function readEnvelope(text: string, receivedMicros: number, onMessage: OnMessage
 
 class WebSocketClient implements TransportClient {
   readonly sockets: net.Socket[] = [];
+  private closed = false;
 
   constructor(
     private readonly port: number,
@@ -74,24 +75,36 @@ class WebSocketClient implements TransportClient {
       const response = new UpgradeResponse();
       let state: 'handshake' | 'subscribing' | 'live' = 'handshake';
       let receivedAt = 0;
+      const fail = (reason: string): void => {
+        if (state === 'live') {
+          if (!this.closed) this.onError(`websocket: ${reason}`);
+        } else {
+          reject(new Error(`websocket: ${reason}`));
+          socket.destroy();
+        }
+      };
       const reader = new ServerFrameReader({
         message: (payload) => {
           const text = payload!.toString();
           if (state === 'live') return readEnvelope(text, receivedAt, this.onMessage);
-          if (!text.includes('"type":"subscribed"')) return reject(new Error(`subscribe refused: ${text.slice(0, 200)}`));
+          if (!text.includes('"type":"subscribed"')) return fail(`subscribe refused: ${text.slice(0, 200)}`);
           state = 'live';
           resolve();
         },
-        failed: (reason) => this.onError(`websocket: ${reason}`),
+        failed: fail,
         reply: (frame) => socket.write(frame),
       }, true);
-      const timer = setTimeout(() => reject(new Error('websocket: not subscribed in time')), CONNECT_TIMEOUT_MS);
+      const timer = setTimeout(() => fail('not subscribed in time'), CONNECT_TIMEOUT_MS);
       socket.once('connect', () => socket.write(upgradeRequest(this.port)));
       socket.on('data', (chunk: Buffer) => {
         receivedAt = nowMicros();
         let rest: Buffer | null = chunk;
         if (state === 'handshake') {
-          rest = response.push(chunk);
+          try {
+            rest = response.push(chunk);
+          } catch (error) {
+            return fail((error as Error).message);
+          }
           if (rest === null) return;
           clearTimeout(timer);
           state = 'subscribing';
@@ -99,12 +112,13 @@ class WebSocketClient implements TransportClient {
         }
         reader.push(rest, 0, rest.length);
       });
-      socket.on('error', (error) => (state === 'live' ? this.onError(`websocket: ${error.message}`) : reject(error)));
-      socket.on('close', () => state === 'live' && this.onError('websocket: closed by the hub'));
+      socket.on('error', (error) => fail(error.message));
+      socket.on('close', () => fail('closed by the hub'));
     });
   }
 
   close(): void {
+    this.closed = true;
     for (const socket of this.sockets) socket.destroy();
   }
 }

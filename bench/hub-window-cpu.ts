@@ -2,7 +2,7 @@
  * CPU over a measured window, taken by the load generator itself: the hub's (from /proc, by its
  * PID), the load generator's own, and the rest of the machine's. Measuring in the load generator
  * lets it repeat a step that other work on the shared machine disturbed, without restarting a
- * ramp that took a minute to reach that step.
+ * search that took a minute to reach that step.
  */
 import { performance } from 'node:perf_hooks';
 import { cpuSeconds, machineCpuSeconds } from './process-cpu.js';

@@ -4,8 +4,8 @@
  *   node dist/bench/run.js [--quick]
  *
  * The micro-benchmarks (mask, utf8) are standalone scripts, so they run as child processes with
- * a time limit; a suite that is not built yet is skipped. The server suites (echo, deflate,
- * handshakes, idle-memory) run in this process and spawn their own pinned servers and clients.
+ * a time limit; a suite that is not built yet is skipped. The other suites run in this process and
+ * spawn their own pinned servers and clients.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +13,12 @@ import { parseArgs } from 'node:util';
 import { collectOutput, spawnChild } from './child-processes.js';
 import { runDeflate } from './deflate.js';
 import { runEcho } from './echo.js';
+import { runFanout } from './fanout.js';
+import { runFileTransfer } from './file-transfer.js';
 import { runHandshakes } from './handshakes.js';
 import { runIdleMemory } from './idle-memory.js';
+import { runTcpEcho } from './tcp-echo.js';
+import { runTransports } from './transports.js';
 
 const SCRIPT_TIMEOUT_MS = 180_000;
 
@@ -37,6 +41,10 @@ const suites: { name: string; run: () => Promise<unknown> }[] = [
   { name: 'deflate', run: () => runDeflate({ quick }) },
   { name: 'handshakes', run: () => runHandshakes({ quick }) },
   { name: 'idle-memory', run: () => runIdleMemory({ quick }) },
+  { name: 'tcp-echo', run: () => runTcpEcho({ quick }) },
+  { name: 'file-transfer', run: () => runFileTransfer({ quick }) },
+  { name: 'fanout', run: () => runFanout({ quick }) },
+  { name: 'transports', run: () => runTransports({ quick }) },
 ];
 
 let failed = false;

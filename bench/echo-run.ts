@@ -7,9 +7,9 @@
 import { fileURLToPath } from 'node:url';
 import { collectOutput, spawnChild, stopChild, waitForLine } from './child-processes.js';
 import type { MessageType } from './client-frame.js';
-import { WINDOW_END, WINDOW_START, type LoadResult } from './load-output.js';
+import type { LoadResult } from './load-output.js';
 import { LOAD_CPU, SERVER_CPU, type Pinning } from './pinning.js';
-import { cpuSeconds, machineCpuSeconds } from './process-cpu.js';
+import { windowCpuMeter } from './process-cpu.js';
 import { QUIET_THRESHOLD, waitForQuiet } from './quiet.js';
 
 export interface Scenario {
@@ -74,34 +74,6 @@ function loadArguments(scenario: Scenario, contender: Contender, port: string, p
   return contender.raw ? [...args, '--raw'] : args;
 }
 
-interface CpuSnapshot {
-  server?: number;
-  machine?: number;
-  time: bigint;
-}
-
-function snapshot(pid: number): CpuSnapshot {
-  return { server: cpuSeconds(pid), machine: machineCpuSeconds(), time: process.hrtime.bigint() };
-}
-
-/** Server and whole-machine CPU over the load generator's window, as fractions of one core. */
-function windowCpuMeter(pid: number) {
-  let start: CpuSnapshot | undefined;
-  let end: CpuSnapshot | undefined;
-  const fraction = (key: 'server' | 'machine'): number | undefined => {
-    const [from, to] = [start?.[key], end?.[key]];
-    if (from === undefined || to === undefined) return undefined;
-    return (to - from) / (Number(end!.time - start!.time) / 1e9);
-  };
-  return {
-    onLine(line: string): void {
-      if (line === WINDOW_START) start = snapshot(pid);
-      if (line === WINDOW_END) end = snapshot(pid);
-    },
-    server: () => fraction('server'),
-    machine: () => fraction('machine'),
-  };
-}
 
 /** CPU used by neither server nor load generator: other work on the machine skewing the run. */
 function otherCpu(machine: number | undefined, server: number | undefined, load: number): number | undefined {

@@ -8,9 +8,8 @@
  * with its `loadCpu`.
  */
 import { collectOutput, spawnChild, stopChild, waitForLine } from './child-processes.js';
-import { WINDOW_END, WINDOW_START } from './load-output.js';
 import { LOAD_CPU, SERVER_CPU, type Pinning } from './pinning.js';
-import { cpuSeconds, machineCpuSeconds } from './process-cpu.js';
+import { windowCpuMeter } from './process-cpu.js';
 import { QUIET_THRESHOLD, waitForQuiet } from './quiet.js';
 
 export interface ServerCommand {
@@ -51,34 +50,6 @@ const MAX_ATTEMPTS = 5;
 const QUIET_WAIT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-interface CpuSnapshot {
-  server?: number;
-  machine?: number;
-  time: bigint;
-}
-
-function snapshot(pid: number): CpuSnapshot {
-  return { server: cpuSeconds(pid), machine: machineCpuSeconds(), time: process.hrtime.bigint() };
-}
-
-/** Server and whole-machine CPU over the load generator's window, as fractions of one core. */
-function windowCpuMeter(pid: number) {
-  let start: CpuSnapshot | undefined;
-  let end: CpuSnapshot | undefined;
-  const fraction = (key: 'server' | 'machine'): number | undefined => {
-    const [from, to] = [start?.[key], end?.[key]];
-    if (from === undefined || to === undefined) return undefined;
-    return (to - from) / (Number(end!.time - start!.time) / 1e9);
-  };
-  return {
-    onLine(line: string): void {
-      if (line === WINDOW_START) start = snapshot(pid);
-      if (line === WINDOW_END) end = snapshot(pid);
-    },
-    server: () => fraction('server'),
-    machine: () => fraction('machine'),
-  };
-}
 
 type Measured<R extends LoadReport> = Pick<PinnedSample<R>, 'result' | 'serverCpu' | 'otherCpu'>;
 

@@ -1,5 +1,6 @@
 /** CPU time of another process and of the whole machine, from Linux's /proc; undefined elsewhere. */
 import { readFileSync } from 'node:fs';
+import { WINDOW_END, WINDOW_START } from './load-output.js';
 
 /** Kernel clock ticks per second for /proc times; 100 on every mainstream Linux build. */
 const CLOCK_TICKS = 100;
@@ -29,4 +30,33 @@ export function machineCpuSeconds(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+interface CpuSnapshot {
+  server?: number;
+  machine?: number;
+  time: bigint;
+}
+
+function snapshot(pid: number): CpuSnapshot {
+  return { server: cpuSeconds(pid), machine: machineCpuSeconds(), time: process.hrtime.bigint() };
+}
+
+/** Server and whole-machine CPU over the load generator's window, as fractions of one core. */
+export function windowCpuMeter(pid: number) {
+  let start: CpuSnapshot | undefined;
+  let end: CpuSnapshot | undefined;
+  const fraction = (key: 'server' | 'machine'): number | undefined => {
+    const [from, to] = [start?.[key], end?.[key]];
+    if (from === undefined || to === undefined) return undefined;
+    return (to - from) / (Number(end!.time - start!.time) / 1e9);
+  };
+  return {
+    onLine(line: string): void {
+      if (line === WINDOW_START) start = snapshot(pid);
+      if (line === WINDOW_END) end = snapshot(pid);
+    },
+    server: () => fraction('server'),
+    machine: () => fraction('machine'),
+  };
 }

@@ -116,9 +116,9 @@ const here = (relative: string): string => fileURLToPath(new URL(relative, impor
 function contenders(profileDir: string | undefined): Contender[] {
   const secret = randomBytes(32).toString('base64url');
   const expiresInSeconds = 24 * 3600;
-  // No presence grant: on a channel of N subscribers, presence would send every joiner's arrival to
-  // all the others, N²/2 frames before the first publish (see docs/fanout.md).
-  const subscriber = signToken({ sub: 'subscriber', subscribe: [FANOUT_CHANNEL], presence: [] }, secret, { expiresInSeconds });
+  // Subscribers join the channel's presence, as every hub client does, without asking for others'
+  // join and leave events (docs/fanout.md tells what those would cost).
+  const subscriber = signToken({ sub: 'subscriber', subscribe: [FANOUT_CHANNEL] }, secret, { expiresInSeconds });
   // 'publisher' is as long as the naive hub's 'anonymous', so both send envelopes of the same size.
   const publisher = signToken({ sub: 'publisher', publish: [FANOUT_CHANNEL] }, secret, { expiresInSeconds });
   const ws = { ...process.env };

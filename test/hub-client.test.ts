@@ -540,13 +540,17 @@ describe('hub client: delivery rules, over a scripted hub', () => {
     assert.match(c.lastError!.message, /token expired/);
   });
 
-  test('presence events reach onPresence', { timeout: 20_000 }, async () => {
+  test('presence events are asked for with onPresence, and reach it', { timeout: 20_000 }, async () => {
     const c = client('http://127.0.0.1:9', { WebSocket: ScriptedWebSocket as unknown as WebSocketConstructorLike });
     const events: unknown[] = [];
+    c.subscribe('quiet', () => {}, { presence: { me: 1 } });
     c.subscribe('c', () => {}, { presence: { me: 1 }, onPresence: (e) => events.push(e) });
-    await until(() => ScriptedWebSocket.last?.sent.length === 1, 'the subscribe');
+    await until(() => ScriptedWebSocket.last?.sent.length === 2, 'the subscribes');
     const ws = ScriptedWebSocket.last!;
+    assert.equal(ws.sent[0].presenceEvents, undefined);
+    ws.sent.shift();
     assert.deepEqual(ws.sent[0].presence, { me: 1 });
+    assert.equal(ws.sent[0].presenceEvents, true);
     ws.deliver({ type: 'subscribed', channel: 'c', offset: 0, id: ws.sent[0].id });
     ws.deliver({ type: 'presence', channel: 'c', event: 'join', clientId: 'k1', user: 'bob', info: { x: 1 } });
     assert.deepEqual(events, [{ channel: 'c', event: 'join', member: { clientId: 'k1', user: 'bob', info: { x: 1 } } }]);

@@ -53,7 +53,8 @@ describe('memory engine', () => {
   test('live subscribers and presence events', async () => {
     const engine = new MemoryEngine();
     const seen: number[] = [];
-    const stop = engine.subscribe('p', (m) => seen.push(m.offset));
+    const feed = engine.subscribe('p', (m) => seen.push(m.offset));
+    await feed.ready;
     const events: string[] = [];
     engine.onPresence('p', (e) => events.push(`${e.event} ${e.member.clientId}`));
     await engine.publish('p', 'x');
@@ -63,7 +64,7 @@ describe('memory engine', () => {
     assert.deepEqual((await engine.presence('p')).map((m) => m.clientId), ['c1', 'c2']);
     await engine.leave('p', 'c1');
     await engine.leave('p', 'c1');
-    stop();
+    feed.stop();
     await engine.publish('p', 'y');
     assert.deepEqual(seen, [1]);
     assert.deepEqual(events, ['join c1', 'join c2', 'leave c1']);
@@ -71,9 +72,9 @@ describe('memory engine', () => {
 
   test('channels that never had a message are forgotten when left', async () => {
     const engine = new MemoryEngine();
-    const stop = engine.subscribe('empty', () => {});
+    const feed = engine.subscribe('empty', () => {});
     assert.equal(engine.stats().channels, 1);
-    stop();
+    feed.stop();
     assert.equal(engine.stats().channels, 0);
   });
 });

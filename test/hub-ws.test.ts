@@ -210,21 +210,30 @@ describe('hub over WebSocket', () => {
   test('presence: list, join and leave events', async () => {
     const { url, http } = await startHub();
     const a = await client(url);
-    a.send({ type: 'subscribe', channel: 'lobby', presence: { name: 'ann' }, id: 1 });
+    a.send({ type: 'subscribe', channel: 'lobby', presence: { name: 'ann' }, presenceEvents: true, id: 1 });
     await a.reply(1);
     const b = await client(url);
     b.send({ type: 'subscribe', channel: 'lobby', presence: { name: 'bob' }, id: 2 });
     await b.reply(2);
     const join = await a.next((m) => m.type === 'presence' && m.event === 'join', 'join');
     assert.deepEqual(join.info, { name: 'bob' });
+    // b did not ask for events: it is in the channel's presence but hears nothing of others.
+    const c = await client(url);
+    c.send({ type: 'subscribe', channel: 'lobby', presence: { name: 'cy' }, id: 3 });
+    await c.reply(3);
+    await a.next((m) => m.type === 'presence' && m.event === 'join' && m.info.name === 'cy', 'join of cy');
+    c.close();
+    await a.next((m) => m.type === 'presence' && m.event === 'leave' && m.clientId !== join.clientId, 'leave of cy');
+    assert.equal(b.received.filter((m) => m.type === 'presence' && m.event).length, 0);
+    b.send({ type: 'subscribe', channel: 'other', presenceEvents: 'yes', id: 4 });
+    assert.equal((await b.reply(4)).code, 'bad_request');
     b.send({ type: 'presence', channel: 'lobby', id: 'list' });
     const list = await b.reply('list');
     assert.deepEqual(list.members.map((m: any) => m.info.name).sort(), ['ann', 'bob']);
     const viaHttp = await (await fetch(`${http}/api/channels/lobby/presence`)).json() as any;
     assert.equal(viaHttp.members.length, 2);
     b.close();
-    const leave = await a.next((m) => m.type === 'presence' && m.event === 'leave', 'leave');
-    assert.equal(leave.clientId, join.clientId);
+    await a.next((m) => m.type === 'presence' && m.event === 'leave' && m.clientId === join.clientId, 'leave of bob');
     a.close();
   });
 

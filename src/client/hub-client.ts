@@ -436,7 +436,10 @@ export class HubClient {
 }
 
 function wire(entry: Channel): WireSubscription {
-  return { channel: entry.channel, since: entry.lastOffset, presence: entry.options.presence };
+  return {
+    channel: entry.channel, since: entry.lastOffset, presence: entry.options.presence,
+    presenceEvents: entry.options.onPresence !== undefined,
+  };
 }
 
 /** Calls application code; an exception goes to the platform on a later tick instead of into the client. */

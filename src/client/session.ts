@@ -93,6 +93,8 @@ export interface WireSubscription {
   since: number | undefined;
   /** This client's presence info in the channel (WebSocket only: the fallbacks have no presence). */
   presence: unknown;
+  /** Ask for others' join and leave events (WebSocket only). */
+  presenceEvents: boolean;
 }
 
 export interface SessionEnd {

@@ -57,12 +57,13 @@ export class WsSession implements Session {
   }
 
   subscribe(subscription: WireSubscription): void {
-    const { channel, since, presence } = subscription;
+    const { channel, since, presence, presenceEvents } = subscription;
     if (!this.isOpen()) return;
     const id = this.request({
       type: 'subscribe', channel,
       ...(since === undefined ? {} : { since }),
       ...(presence === undefined ? {} : { presence }),
+      ...(presenceEvents ? { presenceEvents } : {}),
     }, {
       resolve: (envelope) => {
         if (this.subscribeIds.get(channel) !== id) return;

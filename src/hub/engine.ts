@@ -49,11 +49,24 @@ export interface EngineStats {
   historyMessages: number;
 }
 
+/** A node's subscription to a channel's live messages. */
+export interface LiveFeed {
+  /**
+   * Resolves once live messages flow (an engine that subscribes over the network must first be
+   * acknowledged): whatever is published after that reaches the listener.
+   */
+  ready: Promise<void>;
+  stop(): void;
+}
+
 export interface Engine {
   publish(channel: string, data: unknown, publisher?: string): Promise<HubMessage>;
   history(channel: string, query?: HistoryQuery): Promise<HistoryResult>;
-  /** Live messages of a channel published after this call, in offset order; returns the unsubscribe. */
-  subscribe(channel: string, listener: (message: HubMessage) => void): () => void;
+  /**
+   * Live messages of a channel, in offset order. A gap in offsets (a message lost on its way to this
+   * node) is the caller's to fill from history.
+   */
+  subscribe(channel: string, listener: (message: HubMessage) => void): LiveFeed;
   join(channel: string, member: PresenceMember): Promise<void>;
   leave(channel: string, clientId: string): Promise<void>;
   presence(channel: string): Promise<PresenceMember[]>;

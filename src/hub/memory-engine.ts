@@ -1,7 +1,7 @@
 // The embedded engine: everything in this process's memory. Offsets, history and presence are lost on
 // restart; a client resuming with an offset this process never reached is told `recovered: false`.
 import type {
-  Engine, EngineStats, HistoryQuery, HistoryResult, HubMessage, PresenceEvent, PresenceMember,
+  Engine, EngineStats, HistoryQuery, HistoryResult, HubMessage, LiveFeed, PresenceEvent, PresenceMember,
 } from './engine.js';
 
 export interface HistoryLimits {
@@ -59,12 +59,15 @@ export class MemoryEngine implements Engine {
     return { messages: history.slice(start, end), offset: state.offset, recovered };
   }
 
-  subscribe(channel: string, listener: (message: HubMessage) => void): () => void {
+  subscribe(channel: string, listener: (message: HubMessage) => void): LiveFeed {
     const state = this.state(channel);
     state.listeners.add(listener);
-    return () => {
-      state.listeners.delete(listener);
-      this.forgetIfUnused(channel, state);
+    return {
+      ready: Promise.resolve(),
+      stop: () => {
+        state.listeners.delete(listener);
+        this.forgetIfUnused(channel, state);
+      },
     };
   }
 

@@ -24,7 +24,7 @@ export type ErrorCode =
 export type ClientId = string | number;
 
 export type ClientMessage =
-  | { type: 'subscribe'; channel: string; since?: number; presence?: unknown; id?: ClientId }
+  | { type: 'subscribe'; channel: string; since?: number; presence?: unknown; presenceEvents?: boolean; id?: ClientId }
   | { type: 'unsubscribe'; channel: string; id?: ClientId }
   | { type: 'publish'; channel: string; data: unknown; id?: ClientId }
   | { type: 'presence'; channel: string; id?: ClientId };
@@ -66,12 +66,16 @@ export function parseClientMessage(text: string): Parsed {
       if (since !== undefined && !(Number.isSafeInteger(since) && (since as number) >= 0)) {
         return fail('bad_request', 'since must be a non-negative integer offset');
       }
+      if (v.presenceEvents !== undefined && typeof v.presenceEvents !== 'boolean') {
+        return fail('bad_request', 'presenceEvents must be true or false');
+      }
       return {
         ok: true,
         message: {
           type, ...base,
           ...(since === undefined ? {} : { since: since as number }),
           ...(v.presence === undefined ? {} : { presence: v.presence }),
+          ...(v.presenceEvents === true ? { presenceEvents: true } : {}),
         },
       };
     }

@@ -30,7 +30,7 @@ export class Subscription implements Subscriber {
 
   /** Starts listening and reads history; call goLive() once the client has been told the result. */
   async start(since?: number): Promise<SubscribeResult> {
-    this.feeds.add(this.channel, this);
+    await this.feeds.add(this.channel, this);
     const history = await this.engine.history(this.channel, since === undefined ? { limit: 0 } : { since });
     if (since === undefined) {
       this.lastOffset = history.offset;

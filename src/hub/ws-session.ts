@@ -1,23 +1,32 @@
 // One WebSocket client of the hub: its subscriptions, its presence, its publish rate, and the
 // envelopes it sends and receives (docs/protocol.md).
-import type { MessageEvent, WebSocket } from '../index.js';
+import { randomBytes } from 'node:crypto';
+import type { MessageEvent, PreparedMessage, WebSocket } from '../index.js';
 import type { HubContext } from './context.js';
 import type { Identity } from './auth.js';
 import { EngineError } from './engine.js';
-import type { Outgoing } from './feed.js';
+import type { Outgoing, PresenceWatcher } from './feed.js';
 import {
-  ackEnvelope, errorEnvelope, parseClientMessage, presenceEventEnvelope, presenceListEnvelope,
+  ackEnvelope, errorEnvelope, parseClientMessage, presenceListEnvelope,
   subscribedEnvelope, unsubscribedEnvelope, type ClientId, type ClientMessage, type ErrorCode,
 } from './protocol.js';
 import type { BoundCounter } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
 import { Subscription } from './subscription.js';
 
+// Client ids must not collide across the nodes of a hub sharing one engine: pids can.
+const NODE = randomBytes(4).toString('hex');
 let nextClient = 0;
 
-export class WsSession {
+interface Entry {
+  sub: Subscription;
+  watching: boolean;
+  joined: boolean;
+}
+
+export class WsSession implements PresenceWatcher {
   readonly clientId: string;
-  private readonly subscriptions = new Map<string, { sub: Subscription; stopPresence: (() => void) | null; joined: boolean }>();
+  private readonly subscriptions = new Map<string, Entry>();
   private readonly bucket: TokenBucket;
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
@@ -25,7 +34,7 @@ export class WsSession {
   private readonly metrics: Record<'messagesIn' | 'bytesIn' | 'messagesOut' | 'bytesOut', BoundCounter>;
 
   constructor(private readonly ws: WebSocket, private readonly identity: Identity, private readonly hub: HubContext) {
-    this.clientId = `${process.pid.toString(36)}-${(++nextClient).toString(36)}`;
+    this.clientId = `${NODE}-${(++nextClient).toString(36)}`;
     this.bucket = new TokenBucket(hub.limits.publishRate, Date.now());
     const m = hub.metrics;
     const ws_ = { transport: 'ws' };
@@ -60,7 +69,7 @@ export class WsSession {
         case 'subscribe': return await this.subscribe(message);
         case 'unsubscribe': return await this.unsubscribe(message.channel, message.id);
         case 'publish': return await this.publish(message);
-        case 'presence': return await this.presence(message.channel, message.id);
+        case 'presence': return await this.presenceList(message.channel, message.id);
       }
     } catch (err) {
       this.failure(err, message.id);
@@ -77,7 +86,7 @@ export class WsSession {
       return this.error('too_many_subscriptions', `at most ${this.hub.limits.maxSubscriptions} subscriptions per connection`, id);
     }
     const sub = new Subscription(channel, this.hub.engine, this.hub.feeds, (out) => this.deliver(out));
-    const entry = { sub, stopPresence: null as (() => void) | null, joined: false };
+    const entry: Entry = { sub, watching: false, joined: false };
     this.subscriptions.set(channel, entry);
     let result;
     try {
@@ -90,10 +99,9 @@ export class WsSession {
     if (this.closed || this.subscriptions.get(channel) !== entry) return sub.stop();
     this.send(subscribedEnvelope(channel, result.offset, result.recovered, id));
     sub.goLive();
-    if (this.hub.auth.can(this.identity, 'presence', channel)) {
-      entry.stopPresence = this.hub.engine.onPresence(channel, (event) => {
-        if (event.member.clientId !== this.clientId) this.send(presenceEventEnvelope(channel, event.event, event.member));
-      });
+    if (m.presenceEvents && this.hub.auth.can(this.identity, 'presence', channel)) {
+      this.hub.feeds.watchPresence(channel, this);
+      entry.watching = true;
     }
     const member = { clientId: this.clientId, ...(this.identity.open ? {} : { user: this.identity.id }), ...(m.presence === undefined ? {} : { info: m.presence }) };
     entry.joined = true;
@@ -122,7 +130,7 @@ export class WsSession {
     if (id !== undefined) this.send(ackEnvelope(id, published.offset));
   }
 
-  private async presence(channel: string, id?: ClientId): Promise<void> {
+  private async presenceList(channel: string, id?: ClientId): Promise<void> {
     if (!this.hub.auth.can(this.identity, 'presence', channel)) {
       return this.error('forbidden', `not allowed to see presence in ${channel}`, id);
     }
@@ -130,8 +138,15 @@ export class WsSession {
   }
 
   private deliver(out: Outgoing): void {
+    this.sendFrame(out.frame);
+  }
+
+  presence(frame: PreparedMessage): void {
+    this.sendFrame(frame);
+  }
+
+  private sendFrame(frame: PreparedMessage): void {
     if (this.closed) return;
-    const frame = out.frame;
     this.ws.sendPrepared(frame);
     this.metrics.messagesOut.inc();
     this.metrics.bytesOut.inc(frame.length);
@@ -155,9 +170,9 @@ export class WsSession {
     this.error('unavailable', 'internal error', id);
   }
 
-  private async drop(channel: string, entry: { sub: Subscription; stopPresence: (() => void) | null; joined: boolean }): Promise<void> {
+  private async drop(channel: string, entry: Entry): Promise<void> {
     entry.sub.stop();
-    entry.stopPresence?.();
+    if (entry.watching) this.hub.feeds.unwatchPresence(channel, this);
     if (entry.joined) await this.hub.engine.leave(channel, this.clientId);
   }
 

@@ -118,3 +118,17 @@ export function parsePattern(value: string): string {
 export function nonEmpty(value: string | undefined): string | undefined {
   return value === '' ? undefined : value;
 }
+
+/** A Redis URL: redis:// or rediss:// (TLS), with a host. */
+export function parseRedisUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw new InvalidArgumentError('expected a Redis URL such as redis://localhost:6379 or rediss://user:password@host:6380/0.');
+  }
+  return value.trim();
+}

@@ -8,7 +8,7 @@ import { runEcho } from './echo.js';
 import { reportError } from './errors.js';
 import { fileCommand } from './file.js';
 import {
-  countParser, durationParser, listCollector, MAX_TIMER_MS, nonEmpty, parseChannel, parseOrigin, parsePattern,
+  countParser, durationParser, listCollector, MAX_TIMER_MS, nonEmpty, parseChannel, parseOrigin, parsePattern, parseRedisUrl,
   parseRate, parseSize,
 } from './hub-options.js';
 import { parseHubUrl } from './hub-url.js';
@@ -69,6 +69,14 @@ async function main(argv: string[]): Promise<number> {
     .addOption(
       new Option('--history-ttl <duration>', 'how long a message stays in history (30s, 5m, 24h, 7d)')
         .argParser(durationParser(Number.MAX_SAFE_INTEGER)).default(d.historyTtl, '24h').env('DUPLEX_HISTORY_TTL'),
+    )
+    .addOption(
+      new Option('--redis <url>', 'share channels, history and presence with other nodes through Redis (redis://host:6379)')
+        .argParser(parseRedisUrl).env('DUPLEX_REDIS'),
+    )
+    .addOption(
+      new Option('--presence-ttl <duration>', 'with --redis: how soon the members of a node that died leave presence')
+        .argParser(durationParser(MAX_TIMER_MS)).default(d.presenceTtl, '30s').env('DUPLEX_PRESENCE_TTL'),
     )
     .addOption(new Option('--auth-secret <secret>', 'HS256 secret for client tokens; without it the hub is open').env('DUPLEX_AUTH_SECRET'))
     .addOption(

@@ -1,5 +1,6 @@
 // `duplex serve`: the real-time hub (channels, history, presence; WebSocket at /ws, SSE, long-polling,
-// the HTTP API, /healthz, /metrics) on the in-memory engine, with the web app at "/".
+// the HTTP API, /healthz, /metrics) on the in-memory engine, or on Redis shared with other nodes, with
+// the web app at "/".
 //
 // Settings come from flags, else from DUPLEX_* environment variables (commander does the precedence),
 // else from the defaults below. The effective configuration is printed at start, with the secret
@@ -7,7 +8,9 @@
 // JSON lines otherwise.
 import type { AddressInfo } from 'node:net';
 import { isWeakSecret, MIN_SECRET_BYTES } from '../hub/auth.js';
+import type { Engine } from '../hub/engine.js';
 import { DEFAULT_LIMITS, Hub } from '../hub/hub.js';
+import { RedisEngine, redactUrl } from '../hub/redis-engine.js';
 import type { RateOptions } from '../hub/rate-limit.js';
 import { webRoutes } from '../hub/web-routes.js';
 import { listenUrl } from './address.js';
@@ -24,6 +27,10 @@ export interface ServeOptions {
   history: number;
   /** Milliseconds a message stays in history. */
   historyTtl: number;
+  /** Redis URL: the Redis engine instead of the in-memory one. */
+  redis?: string;
+  /** With Redis: milliseconds after which a dead node's members leave presence. */
+  presenceTtl: number;
   authSecret?: string;
   apiKey?: string[];
   origins?: string[];
@@ -40,6 +47,7 @@ export const SERVE_DEFAULTS = {
   host: 'localhost',
   history: 1000,
   historyTtl: 24 * 60 * 60 * 1000,
+  presenceTtl: 30_000,
   maxMessageSize: DEFAULT_LIMITS.maxMessageSize,
   publishRate: DEFAULT_LIMITS.publishRate,
   maxSubscriptions: DEFAULT_LIMITS.maxSubscriptions,
@@ -61,8 +69,21 @@ export async function runServe(options: ServeOptions): Promise<number> {
     logger.warn(`the auth secret is shorter than ${MIN_SECRET_BYTES} bytes; use a longer random one (openssl rand -base64 32)`);
   }
 
+  let engine: Engine | undefined;
+  if (options.redis !== undefined) {
+    try {
+      engine = await RedisEngine.connect(
+        { url: options.redis, historySize: options.history, historyTtl: options.historyTtl, presenceTtl: options.presenceTtl },
+        (message, fields) => logger.log('warn', message, fields),
+      );
+    } catch (err) {
+      throw new CliError(describeFailure(err));
+    }
+  }
+
   const web = webRoutes({ hub: () => hub });
   const hub = new Hub({
+    ...(engine ? { engine } : {}),
     port: options.port,
     host: options.host,
     historySize: options.history,
@@ -128,7 +149,9 @@ function showConfig(logger: Logger, o: ServeOptions): void {
   logger.notice(
     [
       `duplex ${version} hub`,
-      `  engine    memory: ${o.history} messages per channel, kept ${formatDuration(o.historyTtl)}`,
+      o.redis === undefined
+        ? `  engine    memory: ${o.history} messages per channel, kept ${formatDuration(o.historyTtl)}`
+        : `  engine    redis at ${redactUrl(o.redis)}: ${o.history} messages per channel, kept ${formatDuration(o.historyTtl)}; presence expires ${formatDuration(o.presenceTtl)} after a node dies`,
       `  auth      ${auth}`,
       `  origins   ${origins ? origins.join(', ') : 'any'}`,
       `  limits    ${formatSize(o.maxMessageSize)} per message, ${rate} publishes/s (burst ${burst}), ${o.maxSubscriptions} subscriptions per connection`,
@@ -139,7 +162,8 @@ function showConfig(logger: Logger, o: ServeOptions): void {
       version,
       port: o.port,
       host: o.host,
-      engine: 'memory',
+      engine: o.redis === undefined ? 'memory' : 'redis',
+      ...(o.redis === undefined ? {} : { redis: redactUrl(o.redis), presenceTtl: formatDuration(o.presenceTtl) }),
       history: o.history,
       historyTtl: formatDuration(o.historyTtl),
       authSecret: o.authSecret === undefined ? 'unset' : 'set',

@@ -277,6 +277,25 @@ function historyContract(kind: string, pair: EnginePair): void {
   });
 }
 
+describe('redis engine: hubs on different databases of one Redis', () => {
+  const nodes = redisNodes();
+
+  test('do not hear each other, though pub/sub spans databases', TIMEOUT, async () => {
+    const prefix = uniquePrefix();
+    const url = nodes.server().url;
+    const [zero, one] = await Promise.all([nodes.connect({ prefix, url: `${url}/0` }), nodes.connect({ prefix, url: `${url}/1` })]);
+    const heard: unknown[] = [];
+    const feed = one!.subscribe('shared', (m) => heard.push(m.data));
+    await feed.ready;
+    await zero!.publish('shared', 'for database 0');
+    const own = await one!.publish('shared', 'for database 1');
+    assert.equal(own.offset, 1, 'offsets are per database');
+    await waitFor('the message of database 1', 5_000, () => heard.length > 0);
+    assert.deepEqual(heard, ['for database 1']);
+    feed.stop();
+  });
+});
+
 describe('history contract, memory engine', () => {
   historyContract('memory', async (limits) => {
     const engine = new MemoryEngine(limits);

@@ -247,7 +247,9 @@ export class RedisEngine implements Engine {
   private keys(channel: string): Keys {
     const base = `${this.prefix}{${channel}}`;
     return {
-      offset: `${base}:offset`, history: `${base}:history`, members: `${base}:members`, expiry: `${base}:expiry`, live: base,
+      offset: `${base}:offset`, history: `${base}:history`, members: `${base}:members`, expiry: `${base}:expiry`,
+      // Pub/sub ignores database numbers: two hubs on /0 and /1 of one Redis must not hear each other.
+      live: `${this.prefix}${this.commands.options.db ?? 0}:{${channel}}`,
     };
   }
 

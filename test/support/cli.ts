@@ -65,7 +65,7 @@ export class CliProcess {
   }
 
   signal(signal: NodeJS.Signals): void {
-    if (this.child.pid !== undefined && this.child.exitCode === null) process.kill(this.child.pid, signal);
+    if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) process.kill(this.child.pid, signal);
   }
 
   private append(stream: 'stdout' | 'stderr', text: string): void {

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import zlib from 'node:zlib';
 import {
@@ -15,6 +16,8 @@ import {
   type PerMessageDeflateOptions,
 } from '../src/protocol/permessage-deflate.js';
 import { HandshakeError } from '../src/protocol/handshake-error.js';
+import { WebSocket, WebSocketServer } from '../src/index.js';
+import { within, WAIT_MS } from './support/interop.js';
 import { SeededRandom } from './support/seeded-random.js';
 
 const DEFAULTS: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
@@ -191,7 +194,16 @@ describe('acceptOffer (server)', () => {
   });
 
   test('invalid options are programming errors', () => {
-    for (const options of [{ serverMaxWindowBits: 7 }, { clientMaxWindowBits: 16 }, { serverMaxWindowBits: 9.5 }]) {
+    const invalid = [
+      { serverMaxWindowBits: 7 },
+      { clientMaxWindowBits: 16 },
+      { serverMaxWindowBits: 9.5 },
+      { compressionWindowBits: 7 },
+      { compressionWindowBits: 16 },
+      { level: 10 },
+      { memLevel: 0 },
+    ];
+    for (const options of invalid) {
       assert.throws(() => acceptOffer(pmd, options), RangeError);
       assert.throws(() => makeOffer(options), RangeError);
     }
@@ -415,6 +427,7 @@ describe('MessageCodec', () => {
 
   test('invalid codec options are programming errors', () => {
     assert.throws(() => new MessageCodec({ ...DEFAULTS, serverMaxWindowBits: 16 }, 'server', { maxPayload: 1 }), RangeError);
+    assert.throws(() => new MessageCodec(DEFAULTS, 'server', { maxPayload: 1, compressionWindowBits: 13.5 }), RangeError);
     assert.throws(() => new MessageCodec(DEFAULTS, 'server', { maxPayload: 1, level: 10 }), RangeError);
     assert.throws(() => new MessageCodec(DEFAULTS, 'server', { maxPayload: 1, memLevel: 0 }), RangeError);
     assert.throws(() => new MessageCodec(DEFAULTS, 'server', { maxPayload: 1, concurrency: 0 }), RangeError);
@@ -432,6 +445,100 @@ describe('MessageCodec', () => {
       stored.close();
       best.close();
     }
+  });
+
+  describe('the compression window', () => {
+    /**
+     * Random blocks, each sent twice in a row: the second copy is `distance` bytes after the first, so
+     * a compressor refers back to it only with a window of at least distance + 262 bytes, and a stream
+     * that does cannot be inflated with a window smaller than `distance`.
+     */
+    function repeatsAt(distance: number): Buffer[] {
+      const block = randomBytes(distance);
+      return [block, block, randomBytes(distance)];
+    }
+
+    /** Inflates the payloads in turn with a plain zlib stream of `windowBits`, keeping its window as the peer would. */
+    async function inflatesWith(windowBits: number, payloads: Buffer[]): Promise<Buffer[]> {
+      const peer = zlibInflater(windowBits);
+      try {
+        const messages: Buffer[] = [];
+        for (const payload of payloads) messages.push(await peer.inflate(payload));
+        return messages;
+      } finally {
+        peer.close();
+      }
+    }
+
+    async function compressAll(codec: MessageCodec, messages: Buffer[]): Promise<Buffer[]> {
+      const payloads: Buffer[] = [];
+      try {
+        for (const message of messages) payloads.push(await codec.compress(message));
+      } finally {
+        codec.close();
+      }
+      return payloads;
+    }
+
+    test('by default, 13 bits under a negotiated 15: what is sent inflates with 15 and with 13 bits', { timeout: 30_000 }, async () => {
+      // 6,000 bytes apart: within a 13-bit window (8,192 - 262), beyond a 12-bit one.
+      const messages = [...repeatsAt(6000), text(50_000), text(50_000)];
+      for (const role of ['server', 'client'] as const) {
+        const payloads = await compressAll(new MessageCodec(DEFAULTS, role, { maxPayload: MiB }), messages);
+        assert.ok(payloads[1]!.length < 100, `${role}: the repeat 6,000 bytes back is found (${payloads[1]!.length} bytes)`);
+        assert.deepEqual(await inflatesWith(15, payloads), messages, role);
+        assert.deepEqual(await inflatesWith(13, payloads), messages, role);
+        await assert.rejects(inflatesWith(12, payloads), /too far back/, `${role}: the 12-bit inflater proves the window is used`);
+      }
+    });
+
+    test('a repeat beyond 13 bits is only found with compressionWindowBits 15', { timeout: 30_000 }, async () => {
+      const messages = repeatsAt(20_000);
+      const byDefault = await compressAll(new MessageCodec(DEFAULTS, 'server', { maxPayload: MiB }), messages);
+      const wide = await compressAll(new MessageCodec(DEFAULTS, 'server', { maxPayload: MiB, compressionWindowBits: 15 }), messages);
+      assert.ok(byDefault[1]!.length >= 20_000, `13 bits: ${byDefault[1]!.length} bytes`);
+      assert.ok(wide[1]!.length < 1000, `15 bits: ${wide[1]!.length} bytes`);
+      assert.deepEqual(await inflatesWith(15, wide), messages);
+      await assert.rejects(inflatesWith(14, wide), /too far back/);
+    });
+
+    test('never above the window negotiated for what we send, whatever compressionWindowBits says', { timeout: 60_000 }, async () => {
+      for (let bits = 8; bits <= 14; bits++) {
+        // One repeat just within the window zlib uses at these bits (9 stands in for 8, reaching back 250
+        // bytes), one just beyond 2^bits: any larger window finds it, and the peer's inflater would fail.
+        const within = 2 ** Math.max(bits, 9) - 262;
+        const messages = [...repeatsAt(within), ...repeatsAt(2 ** bits + 16)];
+        for (const role of ['server', 'client'] as const) {
+          const negotiated = (n: number): DeflateParams => (role === 'server' ? { ...DEFAULTS, serverMaxWindowBits: n } : { ...DEFAULTS, clientMaxWindowBits: n });
+          for (const compressionWindowBits of [undefined, 15]) {
+            const label = `${role}, ${bits} bits negotiated, compressionWindowBits ${compressionWindowBits}`;
+            const options = { maxPayload: MiB, ...(compressionWindowBits === undefined ? {} : { compressionWindowBits }) };
+            const payloads = await compressAll(new MessageCodec(negotiated(bits), role, options), messages);
+            assert.deepEqual(await inflatesWith(bits, payloads), messages, label);
+            // Whenever the negotiated window is the one used, it is used in full: the near repeat is found.
+            const window = Math.min(bits, compressionWindowBits ?? 13);
+            if (window === bits) assert.ok(payloads[1]!.length < within / 10, `${label}: the window is used, ${payloads[1]!.length} bytes`);
+          }
+          if (bits >= 9) {
+            // The control: one bit more finds the far repeat, and the same inflater fails.
+            const wider = await compressAll(new MessageCodec(negotiated(bits + 1), role, { maxPayload: MiB, compressionWindowBits: 15 }), messages);
+            await assert.rejects(inflatesWith(bits, wider), /too far back/, `${role}, ${bits + 1} bits`);
+          }
+        }
+      }
+    });
+
+    test('inflation keeps the negotiated window, not the compression one', { timeout: 30_000 }, async () => {
+      const messages = repeatsAt(20_000);
+      const peer = zlibDeflater(15);
+      const ours = new MessageCodec(DEFAULTS, 'server', { maxPayload: MiB, compressionWindowBits: 9 });
+      try {
+        for (const message of messages) assert.deepEqual(await ours.decompress(await peer.deflate(message)), message);
+      } finally {
+        peer.close();
+        ours.close();
+      }
+    });
   });
 
   describe('limits', () => {
@@ -782,4 +889,53 @@ describe('interop with ws', () => {
       }
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('compressionWindowBits through WebSocketServer and WebSocket', () => {
+  // 20,000 random bytes twice: the copy is found only with a window above 13 bits, halving the frame.
+  const half = randomBytes(20_000);
+  const message = Buffer.concat([half, half]);
+
+  /** Bytes on the server's socket for one message each way, our client and server both with `options`. */
+  async function wireBytes(options: PerMessageDeflateOptions): Promise<{ toClient: number; toServer: number }> {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: options });
+    try {
+      await within(new Promise<void>((resolve) => wss.on('listening', () => resolve())), WAIT_MS, 'listening');
+      const { port } = wss.address() as { port: number };
+      const accepted = new Promise<{ socket: Socket; received: Promise<Buffer> }>((resolve) => {
+        wss.on('connection', (ws, req) => {
+          resolve({ socket: req.socket, received: new Promise((got) => ws.once('message', (ev) => got(ev.rawData))) });
+        });
+      });
+      const client = new WebSocket(`ws://127.0.0.1:${port}`, [], { perMessageDeflate: options });
+      try {
+        const clientGot = new Promise<Buffer>((resolve) => client.on('message', (ev) => resolve(ev.rawData)));
+        await within(new Promise((resolve) => client.once('open', resolve)), WAIT_MS, 'open');
+        const { socket, received } = await within(accepted, WAIT_MS, 'connection');
+        const [read, written] = [socket.bytesRead, socket.bytesWritten];
+        client.send(message);
+        assert.deepEqual(await within(received, WAIT_MS, 'message to the server'), message);
+        const toServer = socket.bytesRead - read;
+        const [serverSide] = [...wss.clients];
+        serverSide!.send(message);
+        assert.deepEqual(await within(clientGot, WAIT_MS, 'message to the client'), message);
+        return { toClient: socket.bytesWritten - written, toServer };
+      } finally {
+        client.terminate();
+      }
+    } finally {
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  }
+
+  test('the option reaches both roles\' compressors', { timeout: 30_000 }, async () => {
+    const byDefault = await wireBytes({});
+    const wide = await wireBytes({ compressionWindowBits: 15 });
+    for (const direction of ['toClient', 'toServer'] as const) {
+      assert.ok(byDefault[direction] > message.length, `default, ${direction}: ${byDefault[direction]} bytes`);
+      assert.ok(wide[direction] < half.length + 1000, `15 bits, ${direction}: ${wide[direction]} bytes`);
+    }
+  });
 });

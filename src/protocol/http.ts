@@ -19,7 +19,16 @@ export function isFieldValue(value: string): boolean {
 
 /** Strips optional whitespace (SP / HTAB only, as RFC 7230 OWS; String#trim strips more). */
 export function trimOws(value: string): string {
-  return value.replace(/^[ \t]+|[ \t]+$/g, '');
+  let from = 0;
+  let to = value.length;
+  while (from < to && isOws(value.charCodeAt(from))) from++;
+  while (to > from && isOws(value.charCodeAt(to - 1))) to--;
+  return from === 0 && to === value.length ? value : value.slice(from, to);
+}
+
+/** SP or HTAB. */
+export function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 export interface HttpResponseHead {

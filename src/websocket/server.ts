@@ -1,7 +1,7 @@
 // WebSocketServer: accepts upgrades on its own port, on an existing http(s) server, or from the caller
 // (noServer + handleUpgrade), and keeps the set of open connections.
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { acceptResponse, checkUpgradeRequest, rejectResponse } from '../protocol/handshake.js';
@@ -9,6 +9,7 @@ import { CloseCode } from '../protocol/close.js';
 import { acceptOffer } from '../protocol/permessage-deflate.js';
 import { EventHost } from './events.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import { StandaloneListener, type PendingHandshake } from './standalone.js';
 import { ACCEPTED, PreparedMessage, WebSocket, type WebSocketOptions } from './websocket.js';
 
 export type VerifyResult = boolean | { ok: false; status?: number; reason?: string; headers?: Record<string, string> };
@@ -31,7 +32,7 @@ export interface ServerOptions extends Pick<
   cert?: https.ServerOptions['cert'];
   ca?: https.ServerOptions['ca'];
   passphrase?: string;
-  /** Standalone: largest request head in bytes (beyond it: 431); default 16 KiB. */
+  /** Standalone: largest request head in bytes, request line to blank line (beyond it: 431); default 16 KiB. */
   maxHeaderSize?: number;
   /** Most request header lines (beyond it: 431); default 100. */
   maxHeaderCount?: number;
@@ -66,6 +67,7 @@ export interface BroadcastOptions {
 type UpgradeCallback = (ws: WebSocket, req: http.IncomingMessage) => void;
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
 const DEFAULT_MAX_HEADER_COUNT = 100;
 
 // The WebSocketServers attached to each http server, so that an upgrade to a path none of them serves
@@ -74,6 +76,12 @@ const attached = new WeakMap<http.Server | https.Server, Set<WebSocketServer>>()
 
 export interface ServerEvents {
   [type: string]: (...args: any[]) => void;
+  /**
+   * `req` is the upgrade request. Attached or noServer: the http.IncomingMessage of the http server.
+   * Standalone: an http.IncomingMessage made from our own parse of the request head, with method, url,
+   * httpVersion, headers (lowercase names, repeated lines joined with ", "), rawHeaders and socket
+   * (remoteAddress etc.) set; it has no body.
+   */
   connection: (ws: WebSocket, req: http.IncomingMessage) => void;
   listening: () => void;
   error: (err: Error) => void;
@@ -83,13 +91,15 @@ export interface ServerEvents {
 export class WebSocketServer extends EventHost<ServerEvents> {
   readonly clients = new Set<WebSocket>();
   readonly options: ServerOptions;
+  /** Attached: the application's http(s) server. */
   private httpServer: http.Server | https.Server | null = null;
-  private ownsServer = false;
+  /** Standalone: our own TCP / TLS listener. */
+  private listener: StandaloneListener | null = null;
   private upgradeListener: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | null = null;
   private closing = false;
   private closed = false;
-  // Sockets whose handshake waits on an async verifyClient: close() must not wait for them.
-  private readonly verifying = new Set<Duplex>();
+  // Handshakes waiting on an async verifyClient, and how to refuse each: close() must not wait for them.
+  private readonly verifying = new Map<Duplex, (status: number, reason: string) => void>();
   private readonly heartbeat: Heartbeat<WebSocket> | null;
 
   constructor(options: ServerOptions, onListening?: () => void) {
@@ -103,33 +113,28 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     this.heartbeat = beat ? new Heartbeat<WebSocket>(beat === true ? {} : beat) : null;
     if (onListening) this.once('listening', onListening);
     if (options.noServer) return;
-
     if (options.server) {
-      this.httpServer = options.server;
-    } else {
-      const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-      const httpOptions: http.ServerOptions = {
-        headersTimeout: timeout,
-        requestTimeout: timeout,
-        // Node checks those timeouts only this often; the default (30 s) would let a slow client linger.
-        connectionsCheckingInterval: Math.min(timeout, 1000),
-        maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
-      };
-      const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
-        const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
-        res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', 'Content-Length': Buffer.byteLength(body) });
-        res.end(body);
-      };
-      this.httpServer = options.cert
-        ? https.createServer({
-          ...httpOptions, key: options.key, cert: options.cert, ca: options.ca, passphrase: options.passphrase,
-          // A client that connects and never starts TLS is dropped as fast as one that never sends its request.
-          handshakeTimeout: timeout,
-        }, onRequest)
-        : http.createServer(httpOptions, onRequest);
-      this.ownsServer = true;
+      this.attach(options.server);
+      return;
     }
-    const server = this.httpServer;
+
+    // Standalone: nothing else shares the port, so the request head is read without http.Server
+    // (see StandaloneListener), and upgrades come here directly.
+    const listener = new StandaloneListener({
+      handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+      maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+      maxHeaderCount: options.maxHeaderCount ?? DEFAULT_MAX_HEADER_COUNT,
+      tls: options.cert ? { key: options.key, cert: options.cert, ca: options.ca, passphrase: options.passphrase } : null,
+    }, (req, socket, head, handshake) => this.upgradeStandalone(req, socket, head, handshake));
+    this.listener = listener;
+    listener.server.on('error', (err) => this.emit('error', err));
+    listener.server.on('listening', () => this.emit('listening'));
+    listener.server.listen(options.port, options.host, options.backlog);
+  }
+
+  /** Handles the upgrades of an application's http(s) server, through its 'upgrade' event. */
+  private attach(server: http.Server | https.Server): void {
+    this.httpServer = server;
     const siblings = attached.get(server) ?? new Set<WebSocketServer>();
     attached.set(server, siblings);
     siblings.add(this);
@@ -144,29 +149,44 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       if (siblings.values().next().value === this) socket.end(rejectResponse(404, 'no WebSocket endpoint at this path'));
     };
     server.on('upgrade', this.upgradeListener);
-    if (this.ownsServer) {
-      server.on('error', (err) => this.emit('error', err));
-      server.on('listening', () => this.emit('listening'));
-      server.listen(options.port, options.host, options.backlog);
-    } else if (server.listening) {
+    if (server.listening) {
       process.nextTick(() => this.emit('listening'));
     } else {
       server.once('listening', () => this.emit('listening'));
     }
   }
 
+  private upgradeStandalone(req: http.IncomingMessage, socket: net.Socket, head: Buffer, handshake: PendingHandshake): void {
+    if (!this.matchesPath(req)) {
+      socket.end(rejectResponse(404, 'no WebSocket endpoint at this path'));
+      return handshake.refused();
+    }
+    this.upgrade(req, socket, head, (ws, r) => {
+      handshake.accepted();
+      this.emit('connection', ws, r);
+    }, () => handshake.refused());
+  }
+
   address(): net.AddressInfo | string | null {
-    return this.httpServer?.address() ?? null;
+    return (this.listener?.server ?? this.httpServer)?.address() ?? null;
   }
 
   /** Completes (or refuses) the opening handshake of an upgrade request. */
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
-    const netSocket = socket as net.Socket;
+    this.upgrade(req, socket as net.Socket, head, callback);
+  }
+
+  /**
+   * The opening handshake after the request head, the same in every mode: the checks, verifyClient, the
+   * 101 and the WebSocket; or a refusal, after which `refused` is called.
+   */
+  private upgrade(req: http.IncomingMessage, netSocket: net.Socket, head: Buffer, callback: UpgradeCallback, refused?: () => void): void {
     // Until the handshake is done a socket error means only that this client went away.
     const onError = () => netSocket.destroy();
     netSocket.on('error', onError);
     const refuse = (status: number, reason: string, headers?: Record<string, string>) => {
       netSocket.end(rejectResponse(status, reason, headers));
+      refused?.();
     };
     if (this.closing) return refuse(503, 'the server is shutting down');
 
@@ -232,12 +252,15 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     }
     if (!(result instanceof Promise)) return decide(result);
     const timeout = this.options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-    const timer = setTimeout(() => netSocket.destroy(), timeout);
+    const timer = setTimeout(() => {
+      this.verifying.delete(netSocket);
+      netSocket.destroy();
+    }, timeout);
     timer.unref();
-    this.verifying.add(socket);
+    this.verifying.set(netSocket, refuse);
     const settled = () => {
       clearTimeout(timer);
-      this.verifying.delete(socket);
+      this.verifying.delete(netSocket);
     };
     result.then(
       (r) => {
@@ -289,7 +312,7 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       attached.get(this.httpServer)?.delete(this);
     }
     for (const client of this.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
-    for (const socket of this.verifying) socket.end(rejectResponse(503, 'the server is shutting down'));
+    for (const refuse of this.verifying.values()) refuse(503, 'the server is shutting down');
     this.verifying.clear();
     const clientsClosed = new Promise<void>((resolve) => {
       let left = this.clients.size;
@@ -297,9 +320,8 @@ export class WebSocketServer extends EventHost<ServerEvents> {
       for (const client of this.clients) client.once('close', () => --left === 0 && resolve());
     });
     const serverClosed = new Promise<void>((resolve) => {
-      if (!this.ownsServer || !this.httpServer!.listening) return resolve();
-      this.httpServer!.close(() => resolve());
-      (this.httpServer as http.Server).closeIdleConnections();
+      if (this.listener) this.listener.close(resolve);
+      else resolve();
     });
     void Promise.all([clientsClosed, serverClosed]).then(() => {
       this.closed = true;

@@ -197,6 +197,15 @@ describe('ways of running a server', { timeout: 30_000 }, () => {
   });
 });
 
+describe('options', () => {
+  test('a bad permessage-deflate setting throws at construction, before anything listens', () => {
+    for (const perMessageDeflate of [{ level: 10 }, { compressionWindowBits: 16 }, { serverMaxWindowBits: 7 }, { memLevel: 0 }]) {
+      assert.throws(() => new WebSocketServer({ noServer: true, perMessageDeflate }), RangeError, JSON.stringify(perMessageDeflate));
+      assert.throws(() => new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate }), RangeError, JSON.stringify(perMessageDeflate));
+    }
+  });
+});
+
 describe('subprotocols', { timeout: 30_000 }, () => {
   test('protocols: the first offered protocol the server speaks is chosen, on both ends', async (t) => {
     const started = await startServer(t, { protocols: ['chat.v2', 'chat.v1'] });

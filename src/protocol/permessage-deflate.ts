@@ -83,7 +83,7 @@ export function acceptOffer(
   header: string | string[] | undefined,
   options: PerMessageDeflateOptions,
 ): { params: DeflateParams; response: string } | null {
-  checkOptions(options);
+  checkDeflateOptions(options);
   for (const offer of readOffers(Array.isArray(header) ? header.join(', ') : header ?? '')) {
     if (offer.name !== EXTENSION_NAME || offer.repeats) continue;
     const accepted = acceptParams(offer.params, options);
@@ -177,7 +177,7 @@ function splitRepeats(element: string): string[] {
 
 /** Client side: the Sec-WebSocket-Extensions value offering permessage-deflate as the options say. */
 export function makeOffer(options: PerMessageDeflateOptions): string {
-  checkOptions(options);
+  checkDeflateOptions(options);
   const params: Params = {};
   if (options.serverNoContextTakeover) params.server_no_context_takeover = true;
   if (options.clientNoContextTakeover) params.client_no_context_takeover = true;
@@ -196,7 +196,7 @@ export function makeOffer(options: PerMessageDeflateOptions): string {
  * client_max_window_bits without our offering it, and a server window not within the one we offered.
  */
 export function acceptResponse(header: string, options: PerMessageDeflateOptions): DeflateParams | null {
-  checkOptions(options);
+  checkDeflateOptions(options);
   let extensions: ExtensionOffer[];
   try {
     extensions = parseExtensions(header);
@@ -245,8 +245,11 @@ export function acceptResponse(header: string, options: PerMessageDeflateOptions
   };
 }
 
-/** Checks the options at the handshake, so that a bad compressor setting fails it rather than the open connection. */
-function checkOptions(options: PerMessageDeflateOptions): void {
+/**
+ * Throws a RangeError for a bad setting. Servers and clients check at construction, so a mistake
+ * is the caller's exception, not a refused handshake; the handshake checks again for direct callers.
+ */
+export function checkDeflateOptions(options: PerMessageDeflateOptions): void {
   for (const name of ['serverMaxWindowBits', 'clientMaxWindowBits'] as const) {
     const value = options[name];
     if (value !== undefined && !(value === true && name === 'clientMaxWindowBits') && !isIntegerIn(value, 8, 15)) {

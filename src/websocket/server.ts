@@ -6,7 +6,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { acceptResponse, checkUpgradeRequest, rejectResponse } from '../protocol/handshake.js';
 import { CloseCode } from '../protocol/close.js';
-import { acceptOffer } from '../protocol/permessage-deflate.js';
+import { acceptOffer, checkDeflateOptions } from '../protocol/permessage-deflate.js';
 import { EventHost } from './events.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import { StandaloneListener, type PendingHandshake } from './standalone.js';
@@ -109,6 +109,7 @@ export class WebSocketServer extends EventHost<ServerEvents> {
     if (modes.filter(Boolean).length !== 1) {
       throw new TypeError('exactly one of the options port, server and noServer must be given');
     }
+    if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
     const beat = options.heartbeat;
     this.heartbeat = beat ? new Heartbeat<WebSocket>(beat === true ? {} : beat) : null;
     if (onListening) this.once('listening', onListening);

@@ -4,6 +4,7 @@ import WS from 'ws';
 import { WebSocket } from '../src/index.js';
 import { signToken } from '../src/hub/auth.js';
 import { Hub, type HubOptions } from '../src/hub/hub.js';
+import { MemoryEngine } from '../src/hub/memory-engine.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
 const hubs: Hub[] = [];
@@ -205,6 +206,35 @@ describe('hub over WebSocket', () => {
     assert.equal(bystander.ws.readyState, WebSocket.OPEN);
     c.close();
     bystander.close();
+  });
+
+  test('publishes are pipelined to the engine, acks keep request order; other requests still act in turn', async () => {
+    // An engine that holds every publish until released, as a remote store does for a round trip.
+    const inner = new MemoryEngine();
+    const held: Array<() => void> = [];
+    const engine = Object.assign(Object.create(inner) as MemoryEngine, {
+      publish: (channel: string, data: unknown, publisher?: string) =>
+        new Promise<Awaited<ReturnType<MemoryEngine['publish']>>>((resolve) => held.push(() => resolve(inner.publish(channel, data, publisher)))),
+    });
+    const { url } = await startHub({ engine });
+    const c = await client(url);
+    for (const n of [1, 2, 3]) c.send({ type: 'publish', channel: 'pipe', data: n, id: `p${n}` });
+    const deadline = Date.now() + 5000;
+    while (held.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(held.length, 3, 'all three publishes reached the engine before any was answered');
+    for (const release of held.splice(0).reverse()) release();
+    await c.reply('p3');
+    assert.deepEqual(c.received.filter((m) => m.type === 'ack').map((m) => m.id), ['p1', 'p2', 'p3']);
+    // Behind a subscribe, a publish waits until the subscribe has acted.
+    c.send({ type: 'subscribe', channel: 'pipe', id: 's' });
+    c.send({ type: 'publish', channel: 'pipe', data: 4, id: 'p4' });
+    await c.reply('s');
+    while (held.length < 1 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 5));
+    held.splice(0).forEach((release) => release());
+    await c.reply('p4');
+    const order = c.received.map((m) => m.id ?? m.type).slice(3);
+    assert.deepEqual(order.filter((x) => x === 's' || x === 'p4'), ['s', 'p4']);
+    c.close();
   });
 
   test('presence: list, join and leave events', async () => {

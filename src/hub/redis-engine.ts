@@ -56,7 +56,7 @@ type Scripted = Redis & {
   duplexHistory(...args: Array<string | number>): Promise<[number, number, Array<[string, string[]]>]>;
   duplexJoin(...args: Array<string | number>): Promise<number>;
   duplexLeave(...args: Array<string | number>): Promise<number>;
-  duplexSweep(...args: Array<string | number>): Promise<string[]>;
+  duplexSweep(...args: Array<string | number>): Promise<Array<string | number>>;
 };
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -209,8 +209,8 @@ export class RedisEngine implements Engine {
 
   async presence(channel: string): Promise<PresenceMember[]> {
     const keys = this.keys(channel);
-    const members = await this.call(this.commands, 'read', () => this.commands.duplexSweep(keys.members, keys.expiry, Date.now(), keys.live));
-    return members.map((m) => JSON.parse(m) as PresenceMember);
+    const members = await this.call(this.commands, 'read', () => this.commands.duplexSweep(keys.members, keys.expiry, Date.now(), keys.live, 'list'));
+    return members.map((m) => JSON.parse(String(m)) as PresenceMember);
   }
 
   /** What this node knows: channels it follows, and their history as of the last refresh. */
@@ -361,11 +361,11 @@ export class RedisEngine implements Engine {
       await Promise.all([...channels].map(async (channel) => {
         const keys = this.keys(channel);
         const [members, history] = await Promise.all([
-          this.commands.duplexSweep(keys.members, keys.expiry, Date.now(), keys.live),
+          this.commands.duplexSweep(keys.members, keys.expiry, Date.now(), keys.live, 'count'),
           this.commands.xlen(keys.history),
         ]);
         total += history;
-        this.figures.set(channel, { history, members: members.length });
+        this.figures.set(channel, { history, members: Number(members[0] ?? 0) });
       }));
       this.historyTotal = total;
     } catch (err) {

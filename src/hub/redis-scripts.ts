@@ -4,19 +4,22 @@
 // Keys of one channel share a {hash tag}, so the scripts also work on a Redis Cluster.
 
 // Removes the entries older than the cutoff (ARGV time, ISO 8601, compared as text) from the head
-// of a history stream; times grow along it, so they are a prefix. Each entry goes once, in batches.
+// of a history stream; times grow along it, so they are a prefix. Usually the oldest entry is
+// still young, and one read of one entry is all it costs; expired ones go in batches, each once.
 const TRIM_AGED = `
 local function trimAged(key, cutoff)
+  local batch = 1
   while true do
-    local head = redis.call('XRANGE', key, '-', '+', 'COUNT', 64)
+    local head = redis.call('XRANGE', key, '-', '+', 'COUNT', batch)
     if #head == 0 then return end
     for _, entry in ipairs(head) do
       if entry[2][2] >= cutoff then
-        redis.call('XTRIM', key, 'MINID', entry[1])
+        if entry ~= head[1] then redis.call('XTRIM', key, 'MINID', entry[1]) end
         return
       end
     end
     redis.call('XTRIM', key, 'MINID', string.match(head[#head][1], '^%d+') .. '-1')
+    batch = 64
   end
 end
 `;
@@ -79,8 +82,10 @@ return 1
 `;
 
 /**
- * KEYS: members, expiry. ARGV: now (ms), pub/sub channel. Members whose node stopped refreshing them
- * (it crashed) leave; whichever node sweeps first announces each leave, and only once.
+ * KEYS: members, expiry. ARGV: now (ms), pub/sub channel, 'list' or 'count'. Members whose node
+ * stopped refreshing them (it crashed) leave; whichever node sweeps first announces each leave, and
+ * only once. Returns the members left (JSON each), or with 'count' only how many, which spares a
+ * periodic sweep of a big channel reading every member.
  */
 export const SWEEP = `
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -92,6 +97,7 @@ for _, id in ipairs(gone) do
     redis.call('PUBLISH', ARGV[2], '{"t":"p","e":"leave","m":' .. m .. '}')
   end
 end
+if ARGV[3] == 'count' then return {redis.call('ZCARD', KEYS[2])} end
 local members = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   local m = redis.call('HGET', KEYS[1], id)

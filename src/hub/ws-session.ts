@@ -30,6 +30,8 @@ export class WsSession implements PresenceWatcher {
   private readonly bucket: TokenBucket;
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
+  /** Queued requests other than pipelined publishes, not yet done. */
+  private acting = 0;
   // Bound once: these run for every message.
   private readonly metrics: Record<'messagesIn' | 'bytesIn' | 'messagesOut' | 'bytesOut', BoundCounter>;
 
@@ -49,26 +51,46 @@ export class WsSession implements PresenceWatcher {
   private onMessage(ev: MessageEvent): void {
     this.metrics.messagesIn.inc();
     this.metrics.bytesIn.inc(ev.rawData.length);
-    // One envelope at a time, so replies come in the order of the requests (a subscribe that reads
-    // history is answered before the publish sent after it).
-    this.queue = this.queue.then(() => this.handle(ev));
+    const request = this.read(ev);
+    if (!request.ok) {
+      this.queue = this.queue.then(request.reply);
+      return;
+    }
+    const message = request.message;
+    // Replies go out in the order of the requests (a subscribe that reads history is answered before
+    // the publish sent after it), and a request acts only once those before it have. Publishes
+    // behind nothing but publishes are the exception: they go to the engine at once, which keeps
+    // their order (one connection to Redis, or synchronous in memory), so a publisher does not wait
+    // a round trip per message; their acks still wait their turn.
+    if (message.type === 'publish' && this.acting === 0) {
+      const reply = this.publish(message);
+      this.queue = this.queue.then(() => reply).then((send) => send()).catch((err: unknown) => this.failure(err, message.id));
+      return;
+    }
+    this.acting++;
+    this.queue = this.queue.then(() => this.act(message)).finally(() => this.acting--);
   }
 
-  private async handle(ev: MessageEvent): Promise<void> {
-    if (ev.isBinary) return this.error('bad_request', 'the hub speaks JSON in text messages');
+  /** Parses and checks an envelope; the refusal of a bad one is its reply. */
+  private read(ev: MessageEvent): { ok: true; message: ClientMessage } | { ok: false; reply: () => void } {
+    if (ev.isBinary) return { ok: false, reply: () => this.error('bad_request', 'the hub speaks JSON in text messages') };
     // The WebSocket layer's maxPayload bounds what gets parsed; parsing first lets the refusal carry the id.
     const parsed = parseClientMessage(ev.rawData.toString('utf8'));
-    if (!parsed.ok) return this.error(parsed.code, parsed.message, parsed.id);
+    if (!parsed.ok) return { ok: false, reply: () => this.error(parsed.code, parsed.message, parsed.id) };
     const message = parsed.message;
     if (ev.rawData.length > this.hub.limits.maxMessageSize) {
       this.hub.metrics.drops.inc({ reason: 'too_large' });
-      return this.error('too_large', `messages are limited to ${this.hub.limits.maxMessageSize} bytes`, message.id);
+      return { ok: false, reply: () => this.error('too_large', `messages are limited to ${this.hub.limits.maxMessageSize} bytes`, message.id) };
     }
+    return { ok: true, message };
+  }
+
+  private async act(message: ClientMessage): Promise<void> {
     try {
       switch (message.type) {
         case 'subscribe': return await this.subscribe(message);
         case 'unsubscribe': return await this.unsubscribe(message.channel, message.id);
-        case 'publish': return await this.publish(message);
+        case 'publish': return (await this.publish(message))();
         case 'presence': return await this.presenceList(message.channel, message.id);
       }
     } catch (err) {
@@ -116,18 +138,25 @@ export class WsSession implements PresenceWatcher {
     this.send(unsubscribedEnvelope(channel, id));
   }
 
-  private async publish(m: Extract<ClientMessage, { type: 'publish' }>): Promise<void> {
+  /** Starts the publish now; resolves to its reply, to be sent in turn. Never rejects. */
+  private async publish(m: Extract<ClientMessage, { type: 'publish' }>): Promise<() => void> {
     const { channel, id } = m;
     if (!this.hub.auth.can(this.identity, 'publish', channel)) {
-      return this.error('forbidden', `not allowed to publish to ${channel}`, id);
+      return () => this.error('forbidden', `not allowed to publish to ${channel}`, id);
     }
     if (!this.bucket.take(Date.now())) {
       this.hub.metrics.drops.inc({ reason: 'rate_limit' });
-      return this.error('rate_limited', `publishing faster than ${this.hub.limits.publishRate.rate} messages per second`, id);
+      return () => this.error('rate_limited', `publishing faster than ${this.hub.limits.publishRate.rate} messages per second`, id);
     }
-    const published = await this.hub.engine.publish(channel, m.data, this.identity.id);
-    this.hub.metrics.publishes.inc({ source: 'ws' });
-    if (id !== undefined) this.send(ackEnvelope(id, published.offset));
+    try {
+      const published = await this.hub.engine.publish(channel, m.data, this.identity.id);
+      this.hub.metrics.publishes.inc({ source: 'ws' });
+      return () => {
+        if (id !== undefined) this.send(ackEnvelope(id, published.offset));
+      };
+    } catch (err) {
+      return () => this.failure(err, id);
+    }
   }
 
   private async presenceList(channel: string, id?: ClientId): Promise<void> {

@@ -9,9 +9,10 @@
  * Every run is a fresh receiver pinned to CPU 0 and a fresh sender pinned to CPU 1. The time runs
  * from spawning the sender until the file is complete: for nc when both processes have exited,
  * for duplex when the sender exits, which it does once the receiver has confirmed the hash (so it
- * includes node's start-up, some 50 ms). duplex's own figure, from connecting to the
- * confirmation, is reported as well. Rounds alternate the order; medians are reported. Each
- * received file is checked against the source's SHA-256 after the clock has stopped.
+ * includes node's start-up and the loading of the CLI, some 0.2 s). duplex's own figure, from
+ * connecting to the confirmation, is reported as well. Rounds alternate the order; medians are
+ * reported. Each received file is checked against the source's SHA-256 after the clock has
+ * stopped.
  *
  * The files live in --dir, by default /dev/shm (memory), so that the disk does not decide the
  * result; both contenders write to the same place.

@@ -124,7 +124,10 @@ function decodeName(bytes: Buffer): string {
   }
 }
 
-/** Collects bytes until `need` are there, across chunk boundaries, copying only what is split. */
+/**
+ * Collects bytes until `need` are there, across chunk boundaries, copying only what is split: the
+ * input's memory may be reused once push() returns.
+ */
 class Gather {
   private parts: Buffer[] = [];
   private have = 0;
@@ -137,7 +140,7 @@ class Gather {
   take(chunk: Buffer, at: number, need: number): { bytes?: Buffer; used: number } {
     const used = Math.min(need - this.have, chunk.length - at);
     if (this.have === 0 && used === need) return { bytes: chunk.subarray(at, at + need), used };
-    this.parts.push(chunk.subarray(at, at + used));
+    this.parts.push(Buffer.from(chunk.subarray(at, at + used)));
     this.have += used;
     if (this.have < need) return { used };
     const bytes = Buffer.concat(this.parts, need);
@@ -150,7 +153,7 @@ class Gather {
 export interface SenderStreamHandler {
   header(header: Header): void;
   start(offset: number): void;
-  /** A view of the input chunk: copy it to keep it past the call. */
+  /** A view of the input chunk, whose memory may be reused after the call: copy it to keep it. */
   body(chunk: Buffer): void;
   trailer(sha256: Buffer): void;
 }

@@ -23,7 +23,8 @@ import {
   nameProblem, PART_SUFFIX, REASONS, ReceiverMessageParser, SenderStreamParser, type Header, type ReceiverMessage,
   type RefusalReason, type SenderStreamHandler,
 } from './file-protocol.js';
-import { OrderedWriter, readChunks } from './file-io.js';
+import { FileReader, OrderedWriter } from './file-io.js';
+import { ReadSlabs, readIntoSlabs } from './read-slabs.js';
 
 export type FileTransferErrorCode =
   | RefusalReason
@@ -75,10 +76,13 @@ const isReason = (code: string): code is RefusalReason => (REASONS as readonly s
 /** Hashes the first `length` bytes of `file`; fails if it is shorter. */
 async function hashPrefix(file: FileHandle, length: number): Promise<Hash> {
   const hash = createHash('sha256');
+  // Two buffers: one being hashed, one being read.
+  const reader = new FileReader(file, 0, length, 2);
   let read = 0;
-  for await (const chunk of readChunks(file, 0, length)) {
+  for (let chunk = await reader.next(); chunk !== undefined; chunk = await reader.next()) {
     hash.update(chunk);
     read += chunk.length;
+    reader.release(chunk);
   }
   if (read !== length) throw new FileTransferError('file-changed', `the file shrank to ${read} bytes while being hashed`);
   return hash;
@@ -202,11 +206,13 @@ async function sendBody(
 ): Promise<void> {
   let position = offset;
   // Reading stops at the size announced in the header, even if the file has grown since.
-  for await (const chunk of readChunks(file, offset, size)) {
-    link.check();
+  // The reader's few buffers are the backpressure: a read waits for the socket to take a chunk.
+  const reader = new FileReader(file, offset, size);
+  for (let chunk = await link.unlessFailed(reader.next()); chunk !== undefined; chunk = await link.unlessFailed(reader.next())) {
     hash.update(chunk);
     position += chunk.length;
-    if (!link.socket.write(chunk)) await link.drained();
+    const sent = chunk;
+    link.socket.write(chunk, () => reader.release(sent));
     onProgress?.(position);
   }
   if (position !== size) {
@@ -214,14 +220,20 @@ async function sendBody(
   }
 }
 
-/** The sender's socket: receiver messages in order, write backpressure, and the first failure. */
+/** The sender's socket: receiver messages in order, and the first failure. */
 class ReceiverLink {
   private readonly parser = new ReceiverMessageParser();
   private readonly queue: ReceiverMessage[] = [];
   private readonly waiters = new Set<() => void>();
   private failure: FileTransferError | undefined;
+  private readonly failed: Promise<never>;
+  private rejectFailed!: (err: FileTransferError) => void;
 
-  private constructor(readonly socket: net.Socket) {}
+  private constructor(readonly socket: net.Socket) {
+    this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
+    // Only awaited while sending the body; a failure at another time is reported through until().
+    this.failed.catch(() => {});
+  }
 
   static async connect({ host, port, timeoutMs = DEFAULT_TIMEOUT_MS, signal }: SendFileOptions): Promise<ReceiverLink> {
     const link = new ReceiverLink(net.connect({ host, port }));
@@ -236,7 +248,6 @@ class ReceiverLink {
       connected = true;
       link.notify();
     });
-    socket.on('drain', () => link.notify());
     socket.on('data', (chunk: Buffer) => link.receive(chunk));
     socket.on('error', (err) => {
       const code = connected ? 'interrupted' : 'connect';
@@ -254,13 +265,9 @@ class ReceiverLink {
     return this.until(() => this.queue.shift());
   }
 
-  drained(): Promise<true> {
-    return this.until(() => (this.socket.writableNeedDrain ? undefined : true));
-  }
-
-  /** Throws the failure, if any: a refusal may arrive while we send. */
-  check(): void {
-    if (this.failure) throw this.failure;
+  /** `work`, unless the link fails first (a refusal may arrive while we send): then its failure. */
+  unlessFailed<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([this.failed, work]);
   }
 
   close(): void {
@@ -285,6 +292,7 @@ class ReceiverLink {
   private fail(err: FileTransferError): void {
     if (this.failure) return;
     this.failure = err;
+    this.rejectFailed(err);
     this.socket.destroy();
     this.notify();
   }
@@ -366,8 +374,9 @@ export class FileReceiver extends EventEmitter {
     super();
     this.dir = path.resolve(options.dir);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.server = net.createServer((socket) => {
-      const incoming = new Incoming(socket, this);
+    // Paused: each connection's reads switch to slabs before the first byte (see read-slabs.ts).
+    this.server = net.createServer({ pauseOnConnect: true }, (accepted) => {
+      const incoming = new Incoming(accepted, this);
       this.incoming.add(incoming);
       void incoming.finished.then(() => this.incoming.delete(incoming));
     });
@@ -404,6 +413,8 @@ class Incoming implements SenderStreamHandler {
   private settle!: () => void;
   private phase: Phase = 'header';
   private readonly parser = new SenderStreamParser(this);
+  private readonly socket: net.Socket;
+  private readonly slabs: ReadSlabs;
   private readonly remote: string;
   private readonly startedAt = performance.now();
   private bytesIn = 0;
@@ -417,11 +428,14 @@ class Incoming implements SenderStreamHandler {
   private offered = 0;
   private offset = 0;
 
-  constructor(private readonly socket: net.Socket, private readonly receiver: FileReceiver) {
+  constructor(accepted: net.Socket, private readonly receiver: FileReceiver) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
+    // Bytes queued for the disk keep their slab until written: memory stays at a few slabs.
+    this.slabs = new ReadSlabs(() => this.writer?.released ?? 0);
+    const socket = readIntoSlabs(accepted, this.slabs, (bytes) => this.receive(bytes));
+    this.socket = socket;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setTimeout(receiver.timeoutMs, () => this.lost(new FileTransferError('timeout', `the sender was silent for ${receiver.timeoutMs} ms`)));
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.lost(new FileTransferError('interrupted', `connection lost: ${errnoText(err)}`, { cause: err })));
     socket.on('close', () => this.lost(new FileTransferError('interrupted', 'the sender closed the connection')));
   }
@@ -453,7 +467,9 @@ class Incoming implements SenderStreamHandler {
   body(chunk: Buffer): void {
     if (this.phase !== 'body') return;
     this.hash.update(chunk);
-    if (!this.writer!.write(chunk)) this.socket.pause();
+    const room = this.writer!.write(chunk);
+    this.slabs.hold(this.writer!.accepted);
+    if (!room) this.socket.pause();
   }
 
   trailer(sha256: Buffer): void {

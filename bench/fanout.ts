@@ -97,10 +97,10 @@ export const SUBSCRIBER_COUNTS = [1_000, 10_000];
 const DUPLEX = 'duplex hub';
 const NAIVE = 'naive ws hub';
 /** The search for the best rate, in offered deliveries per second: doubling from START up to at most MAX, then REFINE bisections. */
-const SEARCH_START = 25_000;
-const SEARCH_MAX = SEARCH_START * 2 ** 9;
-const REFINE = 3;
-const QUICK_REFINE = 2;
+export const SEARCH_START = 25_000;
+export const SEARCH_MAX = SEARCH_START * 2 ** 9;
+export const REFINE = 3;
+export const QUICK_REFINE = 2;
 const CONNECT_ALLOWANCE_MS = 150_000;
 /** Per step beyond warm-up and window: draining (at most 10 s), waiting for a quiet machine (60 s), settling. */
 const STEP_ALLOWANCE_MS = 72_000;
@@ -108,19 +108,29 @@ const STEP_ALLOWANCE_MS = 72_000;
 const MAX_ATTEMPTS = 4;
 /** Steps of one search at most: doublings, the one that fails, the bisections. */
 const MAX_STEPS = Math.log2(SEARCH_MAX / SEARCH_START) + 2 + REFINE;
+/** How long one sample (connecting, then a whole search) may take before it is killed. */
+export const sampleTimeLimitMs = (warmupMs: number, windowMs: number): number =>
+  CONNECT_ALLOWANCE_MS + MAX_STEPS * MAX_ATTEMPTS * (warmupMs + windowMs + STEP_ALLOWANCE_MS);
 /** File descriptors the load generator needs beyond one per subscriber. */
 const SPARE_FDS = 100;
 
 const here = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
 
+/** Tokens for the subscribers and the publisher of our hub, signed with `secret`. */
+export function fanoutTokens(secret: string): { subscriber: string; publisher: string } {
+  const expiresInSeconds = 24 * 3600;
+  return {
+    // Subscribers join the channel's presence, as every hub client does, without asking for others'
+    // join and leave events (docs/fanout.md tells what those would cost).
+    subscriber: signToken({ sub: 'subscriber', subscribe: [FANOUT_CHANNEL] }, secret, { expiresInSeconds }),
+    // 'publisher' is as long as the naive hub's 'anonymous', so both send envelopes of the same size.
+    publisher: signToken({ sub: 'publisher', publish: [FANOUT_CHANNEL] }, secret, { expiresInSeconds }),
+  };
+}
+
 function contenders(profileDir: string | undefined): Contender[] {
   const secret = randomBytes(32).toString('base64url');
-  const expiresInSeconds = 24 * 3600;
-  // Subscribers join the channel's presence, as every hub client does, without asking for others'
-  // join and leave events (docs/fanout.md tells what those would cost).
-  const subscriber = signToken({ sub: 'subscriber', subscribe: [FANOUT_CHANNEL] }, secret, { expiresInSeconds });
-  // 'publisher' is as long as the naive hub's 'anonymous', so both send envelopes of the same size.
-  const publisher = signToken({ sub: 'publisher', publish: [FANOUT_CHANNEL] }, secret, { expiresInSeconds });
+  const { subscriber, publisher } = fanoutTokens(secret);
   const ws = { ...process.env };
   delete ws.WS_NO_BUFFER_UTIL;
   return [
@@ -139,7 +149,7 @@ function contenders(profileDir: string | undefined): Contender[] {
 }
 
 /** The load generator needs a descriptor per subscriber; the soft limit is what it inherits. */
-function checkDescriptorLimit(subscribers: number): void {
+export function checkDescriptorLimit(subscribers: number): void {
   const probe = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8', timeout: 5000 });
   const limit = Number(probe.stdout?.trim());
   if (Number.isFinite(limit) && limit < subscribers + SPARE_FDS) {
@@ -160,7 +170,7 @@ async function takeSample(contender: Contender, subscribers: number, round: numb
     ...(contender.subscriberAuth ? ['--subscriber-auth', contender.subscriberAuth] : []),
     ...(contender.publisherAuth ? ['--publisher-auth', contender.publisherAuth] : []),
   ];
-  const timeLimitMs = CONNECT_ALLOWANCE_MS + MAX_STEPS * MAX_ATTEMPTS * (plan.warmupMs + plan.windowMs + STEP_ALLOWANCE_MS);
+  const timeLimitMs = sampleTimeLimitMs(plan.warmupMs, plan.windowMs);
   try {
     const output = await runPinned(contender.server, { script: here('./hub-fanout-load.js'), args, timeLimitMs }, plan.pinning);
     const result = lastJsonLine<FanoutLoadResult>(output);
@@ -332,23 +342,35 @@ export async function runFanout(options: FanoutOptions): Promise<FanoutReport> {
   return report;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/**
+ * The command line shared by the fan-out suites: --quick, --rounds N, --subscribers 1000,10000,
+ * --profile DIR, plus a suite's own string options.
+ */
+export function fanoutArgs(extra: Record<string, { type: 'string' }> = {}): { options: FanoutOptions; values: Record<string, string | boolean | undefined> } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       subscribers: { type: 'string' },
       profile: { type: 'string' },
+      ...extra,
     },
   });
   const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
   if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 1)) throw new Error('--rounds needs a positive integer');
-  const subscribers = values.subscribers?.split(',').map(Number);
+  const subscribers = typeof values.subscribers === 'string' ? values.subscribers.split(',').map(Number) : undefined;
   if (subscribers?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--subscribers needs positive integers, comma-separated');
-  await runFanout({
-    quick: values.quick ?? false,
-    ...(rounds ? { rounds } : {}),
-    ...(subscribers ? { subscribers } : {}),
-    ...(values.profile ? { profileDir: values.profile } : {}),
-  });
+  return {
+    options: {
+      quick: values.quick === true,
+      ...(rounds ? { rounds } : {}),
+      ...(subscribers ? { subscribers } : {}),
+      ...(typeof values.profile === 'string' ? { profileDir: values.profile } : {}),
+    },
+    values,
+  };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runFanout(fanoutArgs().options);
 }

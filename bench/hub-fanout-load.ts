@@ -2,11 +2,14 @@
  * Fan-out load generator: N subscribers on one channel and one publisher, in this one process,
  * searching for the highest publish rate the hub sustains.
  *
- *   node dist/bench/hub-fanout-load.js --port P --subscribers N --start-rate 25 --max-rate 12000
+ *   node dist/bench/hub-fanout-load.js --port P[,P2…] --subscribers N --start-rate 25 --max-rate 12000
  *        [--refine 3] [--warmup 500] [--window 2000] [--subscriber-auth 'Bearer …']
- *        [--publisher-auth 'Bearer …'] [--server-pid PID]
+ *        [--publisher-auth 'Bearer …'] [--server-pid PID[,PID2…]]
  *
- * Rates are publishes per second; hub-rate-search.ts chooses the steps between them.
+ * Rates are publishes per second; hub-rate-search.ts chooses the steps between them. With several
+ * ports (the nodes of one hub sharing an engine), subscriber i connects to port i mod the number of
+ * ports and the publisher to the first. With several server PIDs (the nodes, and the engine's
+ * process), the hub's CPU is their sum, and each one's is reported too.
  *
  * Subscribers must cost far less per delivery than the hub: each is a raw socket read into one
  * shared buffer (net's `onread`, no stream machinery, no allocation per read) whose frames are
@@ -19,11 +22,13 @@
  * subscriber has every message, so late deliveries still count in the latency and no step leaks
  * into the next. A step is not sustained with fewer than SUSTAINED_SHARE of the offered deliveries
  * per second, a p99 over MAX_P99_MS, a backlog that does not drain, or a lost subscriber (which
- * ends the search). With the hub's PID, each window's CPU is measured (the hub's,
+ * ends the search). With the hub's PIDs, each window's CPU is measured (the hub's,
  * ours, the rest of the machine's), and a step that other work on the machine disturbed is run
  * again, up to MAX_ATTEMPTS times.
  *
- * Stdout: a `STEP {json}` line per step, and a last line with the whole result as JSON.
+ * Stdout: `CONNECTED` once every subscriber and the publisher are in, and `MEASURED` after the
+ * last step, before anyone disconnects (a harness may read its own counters there), a
+ * `STEP {json}` line per step, and a last line with the whole result as JSON.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -50,7 +55,8 @@ const QUIET_WAIT_MS = 60_000;
 const PORTS_PER_ADDRESS = 20_000;
 
 interface Options {
-  port: number;
+  /** Subscriber i connects to ports[i % ports.length]; the publisher to ports[0]. */
+  ports: number[];
   subscribers: number;
   startRate: number;
   maxRate: number;
@@ -59,8 +65,8 @@ interface Options {
   windowMs: number;
   subscriberAuth?: string;
   publisherAuth?: string;
-  /** The hub's PID, to measure its CPU in each window. */
-  serverPid?: number;
+  /** The hub's processes, to measure their CPU in each window. */
+  serverPids: number[];
 }
 
 // Counters shared by every subscriber: one process, one thread, no contention.
@@ -101,8 +107,13 @@ function parseOptions(): Options {
     if (!Number.isFinite(n) || n <= 0) abort(`--${name} needs a positive number`);
     return n;
   };
+  const list = (name: string, text: string | undefined): number[] => (text ?? '').split(',').map((part) => {
+    const n = positive(name, part);
+    if (!Number.isInteger(n)) abort(`--${name} needs whole numbers`);
+    return n;
+  });
   return {
-    port: positive('port', values.port),
+    ports: list('port', values.port),
     subscribers: positive('subscribers', values.subscribers),
     startRate: positive('start-rate', values['start-rate']),
     maxRate: positive('max-rate', values['max-rate']),
@@ -111,7 +122,7 @@ function parseOptions(): Options {
     windowMs: positive('window', values.window),
     ...(values['subscriber-auth'] ? { subscriberAuth: values['subscriber-auth'] } : {}),
     ...(values['publisher-auth'] ? { publisherAuth: values['publisher-auth'] } : {}),
-    ...(values['server-pid'] ? { serverPid: positive('server-pid', values['server-pid']) } : {}),
+    serverPids: values['server-pid'] ? list('server-pid', values['server-pid']) : [],
   };
 }
 
@@ -173,12 +184,13 @@ function subscribe(options: Options, index: number, sampled: boolean): Promise<n
     // Binding to a local address takes a port no other socket holds, even in TIME_WAIT, so only the
     // subscribers beyond the first block do it; the first block lets connect() pick a port.
     const block = Math.floor(index / PORTS_PER_ADDRESS);
+    const port = options.ports[index % options.ports.length]!;
     const socket = net.connect({
-      host: '127.0.0.1', port: options.port, onread: { buffer: READ_BUFFER, callback: onRead },
+      host: '127.0.0.1', port, onread: { buffer: READ_BUFFER, callback: onRead },
       ...(block === 0 ? {} : { localAddress: `127.0.0.${1 + block}` }),
     });
     socket.setNoDelay(true);
-    socket.once('connect', () => socket.write(upgradeRequest(options.port, authHeaders(options.subscriberAuth))));
+    socket.once('connect', () => socket.write(upgradeRequest(port, authHeaders(options.subscriberAuth))));
     socket.on('error', (error) => {
       if (state === 'live') fail(`subscriber ${index}: ${error.message}`);
       else reject(error);
@@ -225,7 +237,7 @@ async function measureStep(options: Options, publisher: PacedPublisher, rate: nu
   const startDelivered = delivered;
   const startReads = reads;
   const startPublished = publisher.published;
-  const meter = new WindowCpuMeter(options.serverPid);
+  const meter = new WindowCpuMeter(options.serverPids);
   const startTime = performance.now();
   await sleep(options.windowMs);
   const seconds = (performance.now() - startTime) / 1000;
@@ -278,9 +290,10 @@ async function main(): Promise<void> {
   const sockets = await connecting;
   clearTimeout(timeout);
   const publisher = await PacedPublisher.connect(
-    options.port, authHeaders(options.publisherAuth), FANOUT_CHANNEL, FANOUT_DATA_SIZE,
+    options.ports[0]!, authHeaders(options.publisherAuth), FANOUT_CHANNEL, FANOUT_DATA_SIZE,
   );
   const result: FanoutLoadResult = { subscribers: options.subscribers, connectMs: Date.now() - connectStart, steps: [] };
+  console.log('CONNECTED');
   await sleep(SETTLE_MS);
 
   await searchRate(options.startRate, options.maxRate, options.refine, async (rate) => {
@@ -291,6 +304,7 @@ async function main(): Promise<void> {
     return step.error !== undefined ? 'fatal' : step.sustained ? 'sustained' : 'failed';
   });
   if (failure !== null) result.error = failure;
+  console.log('MEASURED');
   publisher.close();
   for (const socket of sockets) socket.destroy();
   console.log(JSON.stringify(result));

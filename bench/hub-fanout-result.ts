@@ -34,6 +34,8 @@ export interface FanoutStep {
   sustained: boolean;
   /** CPU in the window: the hub's and the load generator's as fractions of one core, the rest of the machine's in cores. */
   serverCpu?: number;
+  /** With a hub of several processes: each one's CPU (fraction of a core), in the order of their PIDs; serverCpu is their sum. */
+  serverCpus?: number[];
   loadCpu: number;
   otherCpu?: number;
   /** Runs of this step: one disturbed by other work on the machine is repeated. */

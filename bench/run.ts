@@ -14,6 +14,7 @@ import { collectOutput, spawnChild } from './child-processes.js';
 import { runDeflate } from './deflate.js';
 import { runEcho } from './echo.js';
 import { runFanout } from './fanout.js';
+import { runFanoutRedis } from './fanout-redis.js';
 import { runFileTransfer } from './file-transfer.js';
 import { runHandshakes } from './handshakes.js';
 import { runIdleMemory } from './idle-memory.js';
@@ -44,6 +45,7 @@ const suites: { name: string; run: () => Promise<unknown> }[] = [
   { name: 'tcp-echo', run: () => runTcpEcho({ quick }) },
   { name: 'file-transfer', run: () => runFileTransfer({ quick }) },
   { name: 'fanout', run: () => runFanout({ quick }) },
+  { name: 'fanout-redis', run: () => runFanoutRedis({ quick }) },
   { name: 'transports', run: () => runTransports({ quick }) },
 ];
 

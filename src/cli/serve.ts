@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { isWeakSecret, MIN_SECRET_BYTES } from '../hub/auth.js';
 import type { Engine } from '../hub/engine.js';
 import { DEFAULT_LIMITS, Hub } from '../hub/hub.js';
-import { RedisEngine, redactUrl } from '../hub/redis-engine.js';
+import { redactUrl } from '../hub/redis-url.js';
 import type { RateOptions } from '../hub/rate-limit.js';
 import { webRoutes } from '../hub/web-routes.js';
 import { listenUrl } from './address.js';
@@ -71,6 +71,8 @@ export async function runServe(options: ServeOptions): Promise<number> {
 
   let engine: Engine | undefined;
   if (options.redis !== undefined) {
+    // Loaded only when asked for: the Redis client is most of what every other command would load.
+    const { RedisEngine } = await import('../hub/redis-engine.js');
     try {
       engine = await RedisEngine.connect(
         { url: options.redis, historySize: options.history, historyTtl: options.historyTtl, presenceTtl: options.presenceTtl },

@@ -14,6 +14,7 @@ import {
   type LiveFeed, type PresenceEvent, type PresenceMember,
 } from './engine.js';
 import { HISTORY, JOIN, LEAVE, PUBLISH, SWEEP } from './redis-scripts.js';
+import { redactUrl } from './redis-url.js';
 
 export interface RedisEngineOptions {
   /** redis://[user:password@]host:port[/db] or rediss:// for TLS. */
@@ -404,15 +405,4 @@ function storedMessage(channel: string, id: string, fields: string[]): HubMessag
   const message: HubMessage = { channel, offset: parseInt(id, 10), time: entry.t ?? '', data: JSON.parse(entry.d ?? 'null') };
   if (entry.p !== undefined && entry.p !== 'null') message.publisher = JSON.parse(entry.p) as string;
   return message;
-}
-
-/** The URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'the given URL';
-  }
 }

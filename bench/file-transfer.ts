@@ -21,12 +21,12 @@ import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from './free-port.js';
 import { alternatingRounds } from './alternating-rounds.js';
 import { collectOutput, spawnChild, stopChild, waitForLine } from './child-processes.js';
 import { detectPinning, LOAD_CPU, SERVER_CPU, type Pinning } from './pinning.js';
@@ -99,29 +99,6 @@ const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 /** `command args…` on `cpu` when pinning works. */
 function pinned(pinning: Pinning, cpu: number, command: string, args: string[]): [string, string[]] {
   return pinning.pinned ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args];
-}
-
-function tryFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A port for nc to listen on; retried, since other load on the machine may use up ephemeral ports for a while. */
-async function freePort(): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await tryFreePort();
-    } catch (err) {
-      if (attempt >= 20) throw err;
-      await sleep(250);
-    }
-  }
 }
 
 /** Whether something listens on 127.0.0.1:port, from /proc: connecting would use up nc's one accept. */

@@ -6,11 +6,11 @@
  * inside scripts counted as well) say where Redis spends the time it spends executing commands.
  */
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { spawnChild, stopChild, type Child } from './child-processes.js';
+import { freePort } from './free-port.js';
 import type { Pinning } from './pinning.js';
 
 const START_TIMEOUT_MS = 10_000;
@@ -88,15 +88,4 @@ export class RedisServer {
     this.client.disconnect();
     await stopChild(this.child, STOP_TIMEOUT_MS);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

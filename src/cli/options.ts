@@ -1,5 +1,6 @@
 // Commander argument parsers: a bad value becomes commander's own one-line "invalid argument" error.
 import { InvalidArgumentError } from 'commander';
+import { parseEndpoint, type Endpoint } from '../sockets/endpoint.js';
 
 export function parsePort(value: string): number {
   const port = Number(value);
@@ -34,4 +35,13 @@ export function collectHeader(value: string, previous: Record<string, string> = 
   if (/[\r\n\0]/.test(field)) throw new InvalidArgumentError('header values cannot contain line breaks.');
   const key = Object.keys(previous).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name;
   return { ...previous, [key]: key in previous ? `${previous[key]}, ${field}` : field };
+}
+
+/** "host:port", IPv6 in brackets. */
+export function parseEndpointOption(value: string): Endpoint {
+  try {
+    return parseEndpoint(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
 }

@@ -1,17 +1,17 @@
 // `duplex tcp listen | connect | echo`: netcat-like TCP tools. Without --lines or --frames they are raw
 // byte pipes; with them, stdin and stdout carry one message per line, framed on the wire.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import {
   connectTcp, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_LINE_LENGTH, formatEndpoint, FramedSocket, FramingError,
-  lengthPrefixed, LineDecoder, lines, parseEndpoint, rawBytes, RawDecoder, TcpServer,
+  lengthPrefixed, LineDecoder, lines, rawBytes, RawDecoder, TcpServer,
   type Codec, type Decoder, type Endpoint,
 } from '../sockets/index.js';
 import { CliError, describeFailure } from './errors.js';
 import { countParser, formatSize, parseSize } from './hub-options.js';
 import { listening } from './listening.js';
-import { parseMilliseconds, parsePort } from './options.js';
+import { parseEndpointOption, parseMilliseconds, parsePort } from './options.js';
 import { closeWithin, shutdownSignal } from './shutdown.js';
 
 type Message = Buffer | string;
@@ -228,14 +228,6 @@ export async function runTcpEcho(options: EchoOptions): Promise<number> {
   return 0;
 }
 
-function parseEndpointArgument(value: string): Endpoint {
-  try {
-    return parseEndpoint(value);
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-}
-
 function modeOptions(command: Command): Command {
   return command
     .addOption(new Option('--lines', 'one message per line: UTF-8 text ended by \\n (\\r\\n accepted)').conflicts('frames'))
@@ -262,7 +254,7 @@ export function tcpCommand(setExit: (code: number) => void): Command {
     tcp
       .command('connect')
       .description('connect, then pipe stdin to the connection and it to stdout, both at once')
-      .argument('<host:port>', 'where to connect, e.g. 127.0.0.1:7000 or [::1]:7000', parseEndpointArgument)
+      .argument('<host:port>', 'where to connect, e.g. 127.0.0.1:7000 or [::1]:7000', parseEndpointOption)
       .option('--connect-timeout <ms>', 'give up if connecting takes longer', parseMilliseconds, 10000),
   )
     .addHelpText(

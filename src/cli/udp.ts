@@ -2,9 +2,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { lookup } from 'node:dns/promises';
 import { isIPv6 } from 'node:net';
-import { bindUdp, formatEndpoint, formatPeer, MAX_DATAGRAM_SIZE, parseEndpoint, type Endpoint, type UdpSocket } from '../sockets/index.js';
+import { bindUdp, formatEndpoint, formatPeer, MAX_DATAGRAM_SIZE, type Endpoint, type UdpSocket } from '../sockets/index.js';
 import { CliError, describeFailure } from './errors.js';
-import { parsePort } from './options.js';
+import { parseEndpointOption, parsePort } from './options.js';
 import { shutdownSignal } from './shutdown.js';
 
 export interface UdpListenOptions {
@@ -63,14 +63,6 @@ export async function runUdpSend(endpoint: Endpoint, message: string, options: {
   return 0;
 }
 
-function parseEndpointArgument(value: string): Endpoint {
-  try {
-    return parseEndpoint(value);
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-}
-
 function parseDatagramSize(value: string): number {
   const size = Number(value);
   if (!/^\d+$/.test(value) || size < 1 || size > MAX_DATAGRAM_SIZE.udp6) {
@@ -97,7 +89,7 @@ export function udpCommand(setExit: (code: number) => void): Command {
   udp
     .command('send')
     .description('send MESSAGE as one datagram')
-    .argument('<host:port>', 'destination, e.g. 127.0.0.1:7000 or [::1]:7000', parseEndpointArgument)
+    .argument('<host:port>', 'destination, e.g. 127.0.0.1:7000 or [::1]:7000', parseEndpointOption)
     .argument('<message>', 'the datagram, as UTF-8')
     .option('--max-size <bytes>', 'refuse to send a larger datagram (default: the protocol maximum)', parseDatagramSize)
     .action(async (endpoint: Endpoint, message: string, options: { maxSize?: number }) =>

@@ -82,8 +82,8 @@ export class RedisEngine implements Engine {
   /** The socket-level reason behind ioredis's generic "Connection is closed". */
   private lastError: string | null = null;
   private closed = false;
-  private historyTotal = 0;
-  private readonly figures = new Map<string, { history: number; members: number }>();
+  /** History length and members per channel, as of the last tick. */
+  private figures = new Map<string, { history: number; members: number }>();
 
   private constructor(options: RedisEngineOptions, private readonly log: (message: string, fields: Record<string, unknown>) => void) {
     this.historySize = options.historySize ?? 1000;
@@ -216,7 +216,9 @@ export class RedisEngine implements Engine {
 
   /** What this node knows: channels it follows, and their history as of the last refresh. */
   stats(): EngineStats {
-    return { channels: this.feeds.size, historyMessages: this.historyTotal };
+    let historyMessages = 0;
+    for (const f of this.figures.values()) historyMessages += f.history;
+    return { channels: this.feeds.size, historyMessages };
   }
 
   /** Per-channel figures for the dashboard, for the channels this node follows. */
@@ -265,11 +267,13 @@ export class RedisEngine implements Engine {
     let feed = this.feeds.get(channel);
     if (!feed) {
       const keys = this.keys(channel);
-      feed = { channel, keys, listeners: new Set(), presenceListeners: new Set(), offset: 0, subscribed: Promise.resolve(), failed: true };
+      feed = { channel, keys, listeners: new Set(), presenceListeners: new Set(), offset: 0, subscribed: Promise.resolve(), failed: false };
       this.feeds.set(channel, feed);
       this.byLive.set(keys.live, feed);
+      this.subscribeLive(feed);
+    } else if (feed.failed) {
+      this.subscribeLive(feed);
     }
-    if (feed.failed) this.subscribeLive(feed);
     return feed;
   }
 
@@ -357,18 +361,17 @@ export class RedisEngine implements Engine {
       }
       await Promise.all(refreshes);
       const channels = new Set([...this.local.keys(), ...this.feeds.keys()]);
-      let total = 0;
-      this.figures.clear();
+      const figures = new Map<string, { history: number; members: number }>();
       await Promise.all([...channels].map(async (channel) => {
         const keys = this.keys(channel);
         const [members, history] = await Promise.all([
           this.commands.duplexSweep(keys.members, keys.expiry, Date.now(), keys.live, 'count'),
           this.commands.xlen(keys.history),
         ]);
-        total += history;
-        this.figures.set(channel, { history, members: Number(members[0] ?? 0) });
+        figures.set(channel, { history, members: Number(members[0] ?? 0) });
       }));
-      this.historyTotal = total;
+      // Swapped whole, so a scrape during the tick sees the last complete figures.
+      this.figures = figures;
     } catch (err) {
       this.log('presence refresh failed', { error: (err as Error).message });
     }

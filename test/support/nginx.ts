@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './redis-server.js';
+import { freePort } from './websocket-harness.js';
 
 /** dist/test/support/nginx.js → docs/deploy/nginx.conf */
 const DEPLOY_CONFIG_PATH = fileURLToPath(new URL('../../../docs/deploy/nginx.conf', import.meta.url));

@@ -246,22 +246,30 @@ describe('hub client: auth', () => {
     signToken({ sub: 'alice', ...claims }, SECRET, { expiresInSeconds: 300 });
 
   for (const transport of TRANSPORTS) {
-    test(`${transport}: a token subscribes and publishes as its subject`, { timeout: 20_000 }, async () => {
-      const { url } = await startHub({ authSecret: SECRET });
-      const sent: string[] = [];
-      const recording: FetchLike = (u, init) => {
-        sent.push(`${init?.method ?? 'GET'} ${u} ${init?.headers?.Authorization ?? '-'}`);
-        return fetch(u, init);
-      };
-      const c = client(url, { transport, token: token(), fetch: recording });
+    test(`${transport}: a token subscribes and publishes as its subject, and is never in a URL`, { timeout: 20_000 }, async () => {
+      const { hub, url } = await startHub({ authSecret: SECRET });
+      // What reached the hub, seen before the hub handles it.
+      const seen: Array<{ method: string; url: string; credential: string | undefined }> = [];
+      hub.server.prependListener('request', (req: http.IncomingMessage) => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', credential: req.headers.authorization });
+      });
+      hub.server.prependListener('upgrade', (req: http.IncomingMessage) => {
+        seen.push({ method: 'UPGRADE', url: req.url ?? '', credential: req.headers['sec-websocket-protocol'] });
+      });
+      const tok = token();
+      const c = client(url, { transport, token: tok });
       const { messages } = await subscribed(c, 'chat.a');
       await c.publish('chat.a', 'hello');
       await until(() => messages.length === 1, 'the message');
       assert.equal(messages[0]!.publisher, 'alice');
-      if (transport === 'sse') assert.ok(sent.some((s) => /\/sse\?.*token=/.test(s)), sent.join('\n'));
-      if (transport === 'poll') assert.ok(sent.some((s) => /\/poll\?.*token=/.test(s)), sent.join('\n'));
-      // The API takes it in a header, out of the URL.
-      if (transport !== 'websocket') assert.ok(sent.some((s) => /^POST \S+\/publish Bearer \S+$/.test(s)), sent.join('\n'));
+      const requests = seen.map((r) => `${r.method} ${r.url} ${r.credential ?? '-'}`).join('\n');
+      const path = transport === 'websocket' ? '/ws' : `/${transport}?`;
+      assert.ok(seen.some((r) => r.url.startsWith(path)), requests);
+      for (const r of seen) {
+        assert.doesNotMatch(r.url, /token=/, requests);
+        if (transport === 'websocket') assert.equal(r.credential, `duplex.v1, bearer.${tok}`, requests);
+        else assert.equal(r.credential, `Bearer ${tok}`, requests);
+      }
     });
 
     test(`${transport}: a subscription the token does not grant ends with forbidden; the client stays open`, { timeout: 20_000 }, async () => {
@@ -580,7 +588,7 @@ describe('hub client: pure parts', () => {
   test('URLs: ws from http(s), a base path kept, channels encoded', () => {
     const plain = endpoints('http://127.0.0.1:8080');
     assert.equal(plain.ws, 'ws://127.0.0.1:8080/ws');
-    assert.equal(plain.http('sse', { channel: 'a.b/c', since: 3, token: undefined }), 'http://127.0.0.1:8080/sse?channel=a.b%2Fc&since=3');
+    assert.equal(plain.http('sse', { channel: 'a.b/c', since: 3, timeout: undefined }), 'http://127.0.0.1:8080/sse?channel=a.b%2Fc&since=3');
     const based = endpoints('https://example.test/hub?x=1');
     assert.equal(based.ws, 'wss://example.test/hub/ws');
     assert.equal(based.http('api/channels'), 'https://example.test/hub/api/channels');
@@ -668,4 +676,67 @@ describe('hub client: in Chromium', () => {
       assert.equal(second.states.at(-1), 'closed');
     });
   }
+
+  test('sse, poll: from another origin, the token goes in a header the hub\'s CORS preflight allows', { timeout: 30_000 }, async () => {
+    // The page comes from a server of its own, so the hub is another origin and every request with
+    // an Authorization header is preflighted.
+    const pages = http.createServer((req, res) => {
+      if (!servePage(res, new URL(req.url ?? '/', 'http://page'))) res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(pages.address() as { port: number }).port}`;
+    const hubOrigin = `http://127.0.0.1:${(hub.server.address() as { port: number }).port}`;
+    const seen: Array<{ method: string; path: string; url: string; origin?: string; credential?: string; asked?: string }> = [];
+    const record = (req: http.IncomingMessage) => {
+      const url = req.url ?? '';
+      seen.push({
+        method: req.method ?? '', path: url.replace(/\?.*/, ''), url, origin: req.headers.origin,
+        credential: req.headers.authorization, asked: req.headers['access-control-request-headers'],
+      });
+    };
+    hub.server.prependListener('request', record);
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${origin}/`);
+      await other.waitForFunction(() => (globalThis as any).hubClient !== undefined, undefined, { timeout: WAIT_MS });
+      const token = signToken({ sub: 'elsewhere', subscribe: ['*'], publish: ['*'] }, SECRET, { expiresInSeconds: 300 });
+      for (const transport of ['sse', 'poll'] as const) {
+        const result = await other.evaluate(async ({ transport, token, hubOrigin }) => {
+          const g = globalThis as any;
+          const deadline = (ms: number, what: string) => new Promise((_, reject) => setTimeout(() => reject(new Error(`page: no ${what}`)), ms));
+          const c = g.hubClient.connect(hubOrigin, { transport, token, backoff: { initialMs: 10, maxMs: 50, jitter: 0 } });
+          const got: unknown[] = [];
+          try {
+            await Promise.race([
+              new Promise((resolve) => c.subscribe('cors.x', (m: any) => got.push(m.data), { onSubscribed: resolve })),
+              deadline(5000, 'subscription'),
+            ]);
+            const { offset } = await c.publish('cors.x', { transport });
+            for (let i = 0; i < 500 && got.length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+            return { offset: offset > 0, got, state: c.state, error: c.lastError?.message ?? null };
+          } finally {
+            c.close();
+          }
+        }, { transport, token, hubOrigin });
+        assert.deepEqual(result, { offset: true, got: [{ transport }], state: 'open', error: null });
+        const requests = seen.map((r) => `${r.method} ${r.url} origin=${r.origin} auth=${r.credential ?? '-'} asked=${r.asked ?? '-'}`).join('\n');
+        const preflights = seen.filter((r) => r.method === 'OPTIONS' && r.path === `/${transport}`);
+        assert.ok(preflights.length > 0, `no preflight of /${transport}:\n${requests}`);
+        for (const r of preflights) assert.match(r.asked ?? '', /(^|,\s*)authorization(\s*,|$)/i, requests);
+        const feeds = seen.filter((r) => r.method === 'GET' && r.path === `/${transport}`);
+        assert.ok(feeds.length > 0, `no GET /${transport}:\n${requests}`);
+        for (const r of seen.filter((r) => r.method !== 'OPTIONS')) {
+          assert.equal(r.origin, origin, requests);
+          assert.equal(r.credential, `Bearer ${token}`, requests);
+        }
+        for (const r of seen) assert.doesNotMatch(r.url, /token=/, requests);
+        seen.length = 0;
+      }
+    } finally {
+      hub.server.off('request', record);
+      await other.close();
+      pages.closeAllConnections();
+      await new Promise((resolve) => pages.close(resolve));
+    }
+  });
 });

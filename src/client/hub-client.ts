@@ -39,11 +39,12 @@
 //   and moves to the next of websocket → sse → poll (round again) after fallbackAfter consecutive
 //   attempts that did not open. The first transport that opens is kept for the client's life: later
 //   failures are outages, retried on it. A forced transport is never left.
-// - Auth. The token goes as the bearer.<token> subprotocol next to duplex.v1 on WebSocket, as
-//   ?token= on /sse and /poll, and in an Authorization header on the HTTP API. A 4401 close or an HTTP
-//   401 closes the client with the error (state 'closed', 'error' event, lastError): a retry with the
-//   same token cannot succeed. On WebSocket the hub can only refuse after the upgrade, so the client
-//   is briefly 'open' before it closes.
+// - Auth. The token goes as the bearer.<token> subprotocol next to duplex.v1 on WebSocket, and in an
+//   Authorization header on every HTTP request, /sse and /poll too: never in a URL, which access logs
+//   keep (from another origin, the header costs a CORS preflight, which the hub answers). A 4401 close
+//   or an HTTP 401 closes the client with the error (state 'closed', 'error' event, lastError): a retry
+//   with the same token cannot succeed. On WebSocket the hub can only refuse after the upgrade, so the
+//   client is briefly 'open' before it closes.
 // - Fallback limits. SSE and polling use one HTTP request per subscribed channel (the hub's /sse and
 //   /poll take one channel), so a browser's six connections per HTTP/1.1 host bound how many channels
 //   they carry. They have no presence of their own: the client does not appear in the channel's

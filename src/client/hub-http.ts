@@ -1,7 +1,8 @@
 // Requests to the hub's HTTP side (docs/protocol.md, "HTTP"), as the fallback transports make them:
 // every one bounded in time, every failure a HubError carrying the hub's own code when it sent one.
-// API calls carry the token in an Authorization header; /sse and /poll take it as ?token= (see their
-// sessions), the form the hub documents for them.
+// Every request carries the token in an Authorization header, /sse and /poll included: the hub also
+// takes ?token= there, for EventSource, which cannot set headers, but a URL ends up in proxies' and
+// servers' access logs, and fetch can set headers in browsers and Node alike.
 import { HubError } from './hub-error.js';
 import type { FetchInit, ResponseLike, SessionEnv } from './session.js';
 
@@ -17,17 +18,20 @@ export class HubHttp {
   constructor(private readonly env: SessionEnv) {}
 
   /**
-   * Makes a request and hands a 2xx answer to `read`, whose result it returns; the time limit and the
-   * signal cover the reading too. Anything else becomes a HubError.
+   * Makes a request, with the token, and hands a 2xx answer to `read`, whose result it returns; the
+   * time limit and the signal cover the reading too. Anything else becomes a HubError.
    */
   async request<T>(url: string, init: FetchInit, options: RequestOptions, read: (response: ResponseLike) => Promise<T>): Promise<T> {
     const fetch = this.env.fetch;
     if (!fetch) throw new HubError('network', 'no fetch implementation: pass the fetch option');
     const { channel } = options;
     const timeoutMs = options.timeoutMs === undefined ? this.env.requestTimeoutMs : options.timeoutMs ?? undefined;
+    const token = this.env.token;
+    const headers: Record<string, string> = { ...init.headers };
+    if (token !== undefined) headers.Authorization = `Bearer ${token}`;
     const link = linkedController(options.signal, timeoutMs);
     try {
-      const response = await fetch(url, { ...init, signal: link.signal });
+      const response = await fetch(url, { ...init, headers, signal: link.signal });
       if (response.status < 200 || response.status >= 300) throw await errorOf(response, channel);
       return await read(response);
     } catch (err) {
@@ -37,12 +41,9 @@ export class HubHttp {
     }
   }
 
-  /** A request to the API, with the token in a header; resolves with the JSON object of the answer. */
+  /** A request to the API; resolves with the JSON object of the answer. */
   json(path: string, init: FetchInit = {}, options: RequestOptions = {}): Promise<Record<string, unknown>> {
-    const token = this.env.token;
-    const headers: Record<string, string> = { ...init.headers };
-    if (token !== undefined) headers.Authorization = `Bearer ${token}`;
-    return this.request(this.env.urls.http(path), { ...init, headers }, options, async (response) => parseObject(await response.text(), options.channel));
+    return this.request(this.env.urls.http(path), init, options, async (response) => parseObject(await response.text(), options.channel));
   }
 }
 

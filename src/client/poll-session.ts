@@ -15,9 +15,9 @@ export class PollSession extends HttpSession {
     const query = since === undefined ? '?limit=0' : `?limit=0&since=${since}`;
     const position = await this.http.json(channelPath(channel, 'history') + query, {}, { channel, signal });
     events.subscribed(Number(position.offset), since === undefined ? undefined : position.recovered === true);
-    const { pollTimeoutMs, requestTimeoutMs, token } = this.env;
+    const { pollTimeoutMs, requestTimeoutMs } = this.env;
     for (;;) {
-      const url = this.env.urls.http('poll', { channel, since: events.resumeFrom(), timeout: pollTimeoutMs, token });
+      const url = this.env.urls.http('poll', { channel, since: events.resumeFrom(), timeout: pollTimeoutMs });
       const answer = await this.http.request(url, {}, { channel, signal, timeoutMs: pollTimeoutMs + requestTimeoutMs }, async (response) => parseObject(await response.text(), channel));
       const messages = Array.isArray(answer.messages) ? (answer.messages as HubMessage[]) : [];
       for (const message of messages) if (typeof message?.offset === 'number') events.message(message);

@@ -14,7 +14,7 @@ export class SseSession extends HttpSession {
 
   protected async feed(subscription: WireSubscription, signal: AbortSignal, events: FeedEvents): Promise<void> {
     const { channel, since } = subscription;
-    const url = this.env.urls.http('sse', { channel, since, token: this.env.token });
+    const url = this.env.urls.http('sse', { channel, since });
     let subscribed = false;
     const controller = new AbortController();
     const stop = () => controller.abort();

@@ -24,8 +24,8 @@
 //   Sec-WebSocket-Protocol: bearer.<jwt>     browser WebSockets, which cannot set headers:
 //                                            new WebSocket(url, ['duplex.v1', 'bearer.' + jwt]);
 //                                            the server answers with Auth#selectProtocol
-//   ?token=<jwt>                             EventSource and long-polling from browsers; it ends up in
-//                                            access logs, so the subprotocol is better for WebSockets
+//   ?token=<jwt>                             clients that cannot set headers (a browser's EventSource);
+//                                            it ends up in access logs, so our client library never uses it
 //   Authorization: ApiKey <key>, X-API-Key   backends on the HTTP API only, refused on an upgrade
 // Two credentials in one request are refused rather than ranked, since whichever rank we chose, a client
 // would sooner or later be judged by the one it did not mean.

@@ -4,32 +4,14 @@
 //
 // Exit status: 0 once the receiver confirmed the file; 1 for any failure, reported in one line;
 // 128 + signal number when interrupted by Ctrl-C or SIGTERM (what was sent stays for a resume).
-import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import {
-  DEFAULT_TIMEOUT_MS, FileReceiver, FileTransferError, sendFile, type FailureInfo, type ReceivedInfo, type TransferInfo,
-} from '../sockets/file-transfer.js';
+import { FileReceiver, FileTransferError, sendFile, type FailureInfo, type ReceivedInfo, type TransferInfo } from '../sockets/file-transfer.js';
 import { CliError, describeFailure } from './errors.js';
-import { parseMilliseconds, parsePort } from './options.js';
+import type { Target } from './file-command.js';
+import { MB, megabytes } from './megabytes.js';
 import { closeWithin, shutdownSignal } from './shutdown.js';
-
-export interface Target {
-  host: string;
-  port: number;
-}
-
-/** HOST:PORT, with IPv6 addresses in brackets: 127.0.0.1:9002, localhost:9002, [::1]:9002. */
-export function parseTarget(value: string): Target {
-  const match = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (!match || port < 1 || port > 65535) {
-    throw new InvalidArgumentError('expected HOST:PORT, e.g. 127.0.0.1:9002 or [::1]:9002.');
-  }
-  return { host: match[1] ?? match[2]!, port };
-}
 
 export interface ReceiveOptions {
   port: number;
@@ -46,36 +28,6 @@ export interface SendOptions {
 
 /** How long transfers in progress get to save what they have when the receiver is stopped. */
 const CLOSE_GRACE_MS = 5000;
-
-export function fileCommand(setExitCode: (code: number) => void): Command {
-  const file = new Command('file').description('send a file over TCP, or receive files into a directory (resumable, SHA-256 verified)');
-  file
-    .command('receive')
-    .description('receive files into a directory until interrupted')
-    .option('-p, --port <port>', 'port to listen on (0 picks a free one)', parsePort, 9002)
-    .option('--host <host>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
-    .option('-d, --dir <dir>', 'directory the files go to (it must exist)', '.')
-    .option('--timeout <ms>', 'drop a sender silent for this long', parseMilliseconds, DEFAULT_TIMEOUT_MS)
-    .addHelpText(
-      'after',
-      '\nA file is written to NAME.part and renamed to NAME once its SHA-256 matches the sender\'s. What an\n' +
-        'interrupted sender sent stays in NAME.part; sending the same file again resumes from there.\n' +
-        'Names are plain file names: paths (../x, /etc/x, a/b) are refused. An existing file is only\n' +
-        'replaced when the sender asks with --overwrite.',
-    )
-    .action(async (options: ReceiveOptions) => setExitCode(await runFileReceive(options)));
-  file
-    .command('send')
-    .description('send one file to a `duplex file receive`')
-    .argument('<host:port>', 'the receiver, e.g. 127.0.0.1:9002', parseTarget)
-    .argument('<path>', 'the file to send')
-    .option('--name <name>', 'name on the receiver (default: the file\'s own name)')
-    .option('--overwrite', 'replace a file of that name on the receiver')
-    .option('--timeout <ms>', 'give up after this long without a sign of the receiver', parseMilliseconds, DEFAULT_TIMEOUT_MS)
-    .addHelpText('after', '\nAfter an interruption, run the same command again: the transfer resumes where it stopped.')
-    .action(async (target: Target, path: string, options: SendOptions) => setExitCode(await runFileSend(target, path, options)));
-  return file;
-}
 
 export async function runFileReceive({ port, host, dir, timeout }: ReceiveOptions): Promise<number> {
   await checkDirectory(dir);
@@ -122,7 +74,8 @@ async function checkDirectory(dir: string): Promise<void> {
 }
 
 export async function runFileSend(target: Target, path: string, options: SendOptions): Promise<number> {
-  const bar = process.stderr.isTTY ? new TransferBar() : undefined;
+  // Only a terminal shows the bar, so only then is its library loaded.
+  const bar = process.stderr.isTTY ? new (await import('./transfer-bar.js')).TransferBar() : undefined;
   const abort = new AbortController();
   let signal: NodeJS.Signals | undefined;
   void shutdownSignal().then((received) => {
@@ -164,10 +117,8 @@ function failureText(err: unknown): string {
   return err.message;
 }
 
-const MB = 1e6;
-
 function sizeText(bytes: number): string {
-  return `${(bytes / MB).toFixed(1)} MB (${bytes} bytes)`;
+  return `${megabytes(bytes)} MB (${bytes} bytes)`;
 }
 
 /** "104.9 MB (104857600 bytes) in 0.61 s, 171.9 MB/s, sha256 …": the rate counts the bytes sent this time. */
@@ -176,36 +127,3 @@ function summary(size: number, sent: number, offset: number, durationMs: number,
   const resumed = offset > 0 ? `, resumed at ${offset}` : '';
   return `${sizeText(size)}${resumed} in ${seconds.toFixed(2)} s, ${(sent / MB / seconds).toFixed(1)} MB/s, sha256 ${sha256} verified`;
 }
-
-/** The terminal's progress bar: percentage, bytes, rate since the start, ETA. */
-class TransferBar {
-  private readonly bar = new SingleBar({
-    format: '{name} [{bar}] {percentage}% | {done} of {whole} MB | {rate} MB/s | ETA {eta_formatted}',
-    stream: process.stderr,
-    hideCursor: true,
-    clearOnComplete: true,
-    // We handle signals ourselves; the library's handler would keep Ctrl-C from ending the process.
-    gracefulExit: false,
-    etaBuffer: 50,
-  });
-  private offset = 0;
-  private startedAt = 0;
-
-  start(name: string, size: number, offset: number): void {
-    this.offset = offset;
-    this.startedAt = performance.now();
-    this.bar.start(size, offset, { name, done: megabytes(offset), whole: megabytes(size), rate: '0.0' });
-  }
-
-  update(position: number): void {
-    const seconds = (performance.now() - this.startedAt) / 1000;
-    const rate = seconds > 0 ? ((position - this.offset) / MB / seconds).toFixed(1) : '0.0';
-    this.bar.update(position, { done: megabytes(position), rate });
-  }
-
-  stop(): void {
-    this.bar.stop();
-  }
-}
-
-const megabytes = (bytes: number): string => (bytes / MB).toFixed(1);

@@ -3,20 +3,20 @@
 // the web app at "/".
 //
 // Settings come from flags, else from DUPLEX_* environment variables (commander does the precedence),
-// else from the defaults below. The effective configuration is printed at start, with the secret
-// and the API keys shown only as "set" or counted. Logs go to stdout: human-readable on a terminal,
-// JSON lines otherwise.
+// else from the defaults in serve-command.ts. The effective configuration is printed at start, with
+// the secret and the API keys shown only as "set" or counted. Logs go to stdout: human-readable on a
+// terminal, JSON lines otherwise.
 import type { AddressInfo } from 'node:net';
 import { isWeakSecret, MIN_SECRET_BYTES } from '../hub/auth.js';
 import type { Engine } from '../hub/engine.js';
-import { DEFAULT_LIMITS, Hub } from '../hub/hub.js';
+import { Hub } from '../hub/hub.js';
 import { redactUrl } from '../hub/redis-url.js';
 import type { RateOptions } from '../hub/rate-limit.js';
 import { webRoutes } from '../hub/web-routes.js';
 import { listenUrl } from './address.js';
 import { CliError, describeFailure, reportError } from './errors.js';
-import { formatDuration, formatSize } from './hub-options.js';
 import { Logger, type LogFormat } from './log.js';
+import { formatDuration, formatSize } from './options.js';
 import { closeWithin, shutdownSignal } from './shutdown.js';
 import { packageVersion } from './version.js';
 
@@ -41,18 +41,6 @@ export interface ServeOptions {
   pollTimeout: number;
   log: LogFormat;
 }
-
-export const SERVE_DEFAULTS = {
-  port: 8080,
-  host: 'localhost',
-  history: 1000,
-  historyTtl: 24 * 60 * 60 * 1000,
-  presenceTtl: 30_000,
-  maxMessageSize: DEFAULT_LIMITS.maxMessageSize,
-  publishRate: DEFAULT_LIMITS.publishRate,
-  maxSubscriptions: DEFAULT_LIMITS.maxSubscriptions,
-  pollTimeout: 25_000,
-};
 
 /** How long clients get to answer the hub's 1001 close before the process exits anyway. */
 const CLOSE_GRACE_MS = 5000;

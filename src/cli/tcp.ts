@@ -1,17 +1,18 @@
 // `duplex tcp listen | connect | echo`: netcat-like TCP tools. Without --lines or --frames they are raw
 // byte pipes; with them, stdin and stdout carry one message per line, framed on the wire.
-import { Command, Option } from 'commander';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+// The modules themselves rather than the sockets index, which would load file transfer and UDP too.
+import { formatEndpoint, type Endpoint } from '../sockets/endpoint.js';
+import { FramedSocket } from '../sockets/framed-socket.js';
 import {
-  connectTcp, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_LINE_LENGTH, formatEndpoint, FramedSocket, FramingError,
-  lengthPrefixed, LineDecoder, lines, rawBytes, RawDecoder, TcpServer,
-  type Codec, type Decoder, type Endpoint,
-} from '../sockets/index.js';
+  DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_LINE_LENGTH, FramingError, lengthPrefixed, LineDecoder, lines, rawBytes, RawDecoder,
+  type Codec, type Decoder,
+} from '../sockets/framing.js';
+import { connectTcp } from '../sockets/tcp-client.js';
+import { TcpServer } from '../sockets/tcp-server.js';
 import { CliError, describeFailure } from './errors.js';
-import { countParser, formatSize, parseSize } from './hub-options.js';
 import { listening } from './listening.js';
-import { parseEndpointOption, parseMilliseconds, parsePort } from './options.js';
 import { closeWithin, shutdownSignal } from './shutdown.js';
 
 type Message = Buffer | string;
@@ -226,54 +227,4 @@ export async function runTcpEcho(options: EchoOptions): Promise<number> {
     process.stderr.write('duplex: some clients did not finish closing; exiting anyway\n');
   }
   return 0;
-}
-
-function modeOptions(command: Command): Command {
-  return command
-    .addOption(new Option('--lines', 'one message per line: UTF-8 text ended by \\n (\\r\\n accepted)').conflicts('frames'))
-    .addOption(new Option('--frames', 'length-prefixed messages (u32 big-endian length, then payload); a line of stdin each'))
-    .addOption(
-      new Option('--max-size <size>', `largest line or frame (default: ${formatSize(DEFAULT_MAX_LINE_LENGTH)} lines, ${formatSize(DEFAULT_MAX_FRAME_SIZE)} frames)`)
-        .argParser(parseSize),
-    );
-}
-
-/** The `tcp` command and its subcommands; `setExit` receives each one's exit status. */
-export function tcpCommand(setExit: (code: number) => void): Command {
-  const tcp = new Command('tcp').description('TCP like netcat, with message framing: listen, connect, echo');
-
-  modeOptions(
-    tcp
-      .command('listen')
-      .description('wait for one connection, then pipe stdin to it and it to stdout, both at once')
-      .requiredOption('-p, --port <port>', 'port to listen on (0 picks a free one)', parsePort)
-      .option('--host <host>', 'address to listen on', '127.0.0.1'),
-  ).action(async (options: ListenOptions) => setExit(await runTcpListen(options)));
-
-  modeOptions(
-    tcp
-      .command('connect')
-      .description('connect, then pipe stdin to the connection and it to stdout, both at once')
-      .argument('<host:port>', 'where to connect, e.g. 127.0.0.1:7000 or [::1]:7000', parseEndpointOption)
-      .option('--connect-timeout <ms>', 'give up if connecting takes longer', parseMilliseconds, 10000),
-  )
-    .addHelpText(
-      'after',
-      '\nThe end of stdin half-closes the connection (output keeps printing until the peer closes);\n' +
-        'the peer closing ends the command. Exit status: 0 unless the connection failed.',
-    )
-    .action(async (endpoint: Endpoint, options: ConnectOptions) => setExit(await runTcpConnect(endpoint, options)));
-
-  modeOptions(
-    tcp
-      .command('echo')
-      .description('run an echo server: every message goes back to its sender; many clients at once')
-      .requiredOption('-p, --port <port>', 'port to listen on (0 picks a free one)', parsePort)
-      .option('--host <host>', 'address to listen on', '127.0.0.1')
-      .option('--upper', 'answer in upper case (ASCII letters; any letter with --lines)')
-      .option('--max-connections <n>', 'refuse clients beyond this many', countParser(1))
-      .option('--idle-timeout <ms>', 'close connections quiet for this long', parseMilliseconds),
-  ).action(async (options: EchoOptions) => setExit(await runTcpEcho(options)));
-
-  return tcp;
 }

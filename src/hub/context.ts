@@ -14,6 +14,12 @@ export interface HubLimits {
   maxSubscriptions: number;
 }
 
+export const DEFAULT_LIMITS: HubLimits = {
+  maxMessageSize: 64 * 1024,
+  publishRate: { rate: 100, burst: 200 },
+  maxSubscriptions: 100,
+};
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Log = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
 

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from '../index.js';
 import { Auth } from './auth.js';
-import type { HubContext, HubLimits, Log } from './context.js';
+import { DEFAULT_LIMITS, type HubContext, type HubLimits, type Log } from './context.js';
 import type { Engine } from './engine.js';
 import { Feeds } from './feed.js';
 import { handleApi } from './http-api.js';
@@ -38,12 +38,6 @@ export interface HubOptions {
   routes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
   log?: Log;
 }
-
-export const DEFAULT_LIMITS: HubLimits = {
-  maxMessageSize: 64 * 1024,
-  publishRate: { rate: 100, burst: 200 },
-  maxSubscriptions: 100,
-};
 
 export class Hub {
   readonly context: HubContext;
